@@ -1,0 +1,1 @@
+"""Activities: all I/O, grouped by the resource they touch. Classes get their clients in the constructor."""

@@ -1,0 +1,90 @@
+"""Cloud models (Claude, GPT, Gemini) and OpenAI-compatible servers through litellm.
+
+litellm's own retries are off: Temporal owns retries. Keys are read by name from the worker's
+environment at call time, so their values never reach workflow history or logs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from activities.providers.base import ProviderError, ProviderOutput
+from domain.registry import ModelSpec
+from domain.requests import ChatMessage
+
+# Caller errors: retrying the same call cannot succeed.
+_NON_RETRYABLE_STATUS = {400, 401, 403, 404, 405, 413, 422}
+
+
+def _litellm():
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download at import
+    import litellm
+
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+class LiteLLMProvider:
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._ready = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._ready  # nothing to load: "loaded" means the client library is ready
+
+    def _api_key(self) -> str | None:
+        if self.spec.api_key_env:
+            return os.environ.get(self.spec.api_key_env)
+        return "not-needed" if self.spec.api_base else None
+
+    def check_available(self) -> str | None:
+        if self.spec.api_key_env and not os.environ.get(self.spec.api_key_env):
+            return f"set {self.spec.api_key_env} to enable {self.spec.id}"
+        return None
+
+    def load(self) -> None:
+        _litellm()
+        self._ready = True
+
+    def unload(self) -> None:
+        self._ready = False
+
+    def complete(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> ProviderOutput:
+        if (problem := self.check_available()) is not None:
+            raise ProviderError(problem, retryable=False, kind="ModelUnavailable")
+        litellm = _litellm()
+        self._ready = True
+        kwargs = {}
+        if "mock_response" in self.spec.options:  # litellm's own offline path, used by tests
+            kwargs["mock_response"] = str(self.spec.options["mock_response"])
+        try:
+            resp = litellm.completion(
+                model=self.spec.model,
+                messages=[m.model_dump() for m in messages],
+                max_tokens=min(max_tokens, self.spec.max_output_tokens),
+                temperature=temperature,
+                api_base=self.spec.api_base,
+                api_key=self._api_key(),
+                num_retries=0,
+                max_retries=0,
+                timeout=float(self.spec.options.get("timeout_s", 120)),
+                **kwargs,
+            )
+        except Exception as e:  # litellm maps every provider's errors onto OpenAI-style classes
+            status = getattr(e, "status_code", None)
+            name = type(e).__name__
+            retryable = not (isinstance(status, int) and status in _NON_RETRYABLE_STATUS)
+            if "ContextWindowExceeded" in name or "Authentication" in name or "BadRequest" in name:
+                retryable = False
+            kind = "BadRequest" if not retryable else "ProviderError"
+            # The message never includes the key: litellm redacts it, and we add only the class/status.
+            raise ProviderError(f"{self.spec.id}: {name} (status {status}): {str(e)[:300]}",
+                                retryable=retryable, kind=kind) from None
+        usage = getattr(resp, "usage", None)
+        return ProviderOutput(
+            text=resp.choices[0].message.content or "",
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        )

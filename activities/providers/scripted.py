@@ -1,0 +1,48 @@
+"""A deterministic in-process model for orchestration tests and benchmarks (never in the default registry).
+
+Options: reply (text; "{prompt}" is replaced by the last user message), delay_ms (simulated work),
+fail ("transient" or "permanent": every call fails that way), load_ms (simulated load time).
+"""
+
+from __future__ import annotations
+
+import time
+
+from activities.providers.base import ProviderError, ProviderOutput
+from domain.registry import ModelSpec
+from domain.requests import ChatMessage
+
+
+class ScriptedProvider:
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._loaded = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def check_available(self) -> str | None:
+        return None
+
+    def load(self) -> None:
+        if not self._loaded:
+            time.sleep(float(self.spec.options.get("load_ms", 0)) / 1000)
+            self._loaded = True
+
+    def unload(self) -> None:
+        self._loaded = False
+
+    def complete(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> ProviderOutput:
+        self.load()
+        fail = str(self.spec.options.get("fail", ""))
+        if fail:
+            raise ProviderError(f"{self.spec.id}: scripted {fail} failure", retryable=fail == "transient")
+        delay = float(self.spec.options.get("delay_ms", 0)) / 1000
+        if delay:
+            time.sleep(delay)
+        prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        text = str(self.spec.options.get("reply", "scripted answer to: {prompt}")).replace("{prompt}", prompt)
+        words = text.split()[:max_tokens]
+        return ProviderOutput(text=" ".join(words), prompt_tokens=sum(len(m.content.split()) for m in messages),
+                              completion_tokens=len(words))

@@ -1,0 +1,40 @@
+"""What the LLM pool reports about each model; the router decides on this snapshot."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from domain.registry import ModelSpec
+
+
+class ModelStatus(BaseModel):
+    spec: ModelSpec
+    loaded: bool = False
+    healthy: bool = True
+    health_detail: str | None = None
+    memory_bytes: int = 0
+    in_flight: int = 0
+    cooling_down: bool = False
+    cooldown_remaining_s: float = 0.0
+    failures: int = 0
+    last_error: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.spec.enabled and self.healthy and not self.cooling_down
+
+    def unavailable_reason(self) -> str | None:
+        if not self.spec.enabled:
+            return self.spec.disabled_reason or "disabled"
+        if not self.healthy:
+            return self.health_detail or "unhealthy"
+        if self.cooling_down:
+            return f"cooling down for {self.cooldown_remaining_s:.0f}s after: {self.last_error}"
+        return None
+
+
+class PoolSnapshot(BaseModel):
+    models: list[ModelStatus] = Field(default_factory=list)
+
+    def get(self, model_id: str) -> ModelStatus | None:
+        return next((m for m in self.models if m.spec.id == model_id), None)

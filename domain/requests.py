@@ -1,0 +1,86 @@
+"""A user's request and what the platform answers (durable contracts: add optional fields only)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domain.registry import Capability
+
+MAX_PROMPT_CHARS = 32_000
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+def workflow_id_for(request_id: str) -> str:
+    """One workflow per request: a retried start with the same request id finds the same workflow."""
+    return f"request-{request_id}"
+
+
+class UserRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: str | None = Field(default=None, description="Force this model id instead of routing.")
+    max_tokens: int = Field(default=256, ge=1, le=8192)
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    system: str | None = Field(default=None, max_length=8_000)
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("prompt is empty: give the model something to do")
+        if "\x00" in v:
+            raise ValueError("prompt contains a NUL character")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v):
+            raise ValueError(f"invalid model id {v!r}")
+        return v
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: str = Field(pattern=r"^(system|user|assistant)$")
+    content: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Timings(BaseModel):
+    total_ms: float = 0.0
+    load_ms: float = 0.0
+    inference_ms: float = 0.0
+
+
+class Attempt(BaseModel):
+    """One try of one model: failed tries are kept so the result explains fallbacks."""
+
+    model: str
+    ok: bool
+    error: str | None = None
+
+
+class RequestResult(BaseModel):
+    request_id: str
+    answer: str
+    model: str
+    provider: str
+    task_type: Capability
+    reasons: list[str]
+    usage: Usage
+    timings: Timings
+    attempts: list[Attempt] = Field(default_factory=list)

@@ -1,0 +1,105 @@
+"""One settings object, built only by entry points (CLI, API, worker).
+
+Sources, strongest first: constructor arguments, environment (`HYBRID_*`), the optional TOML file
+named by `HYBRID_CONFIG_FILE` (default `./hybrid.toml` when it exists), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+def _config_file() -> Path | None:
+    named = os.environ.get("HYBRID_CONFIG_FILE")
+    if named:
+        return Path(named)
+    local = Path("hybrid.toml")
+    return local if local.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HYBRID_", extra="ignore")
+
+    state_dir: Path = Field(default=Path.home() / ".hybrid-llm",
+                            description="Where the embedded services keep their data, logs and pid files.")
+    root: Path | None = Field(default=None, description="Platform root with downloads/, uploads/, rag/ "
+                                                        "(default: <state_dir>/root).")
+    # Temporal: unset address = the embedded dev server on temporal_port.
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_port: int = Field(default=7233, ge=1, le=65535)
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    task_queue: str = "hybrid-llm"
+    # PostgreSQL: unset URL = the embedded server in <state_dir>/postgres.
+    database_url: str | None = None
+    postgres_port: int = Field(default=5433, ge=1, le=65535)
+    # Model registry: a TOML file; unset = the default shipped in the package.
+    models_file: Path | None = None
+    # HTTP API.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    # Activity tuning (seconds). Short heartbeats make recovery from a dead worker quick.
+    llm_heartbeat_timeout_s: float = Field(default=2.0, gt=0)
+    llm_start_to_close_s: float = Field(default=600.0, gt=0)
+    llm_max_attempts: int = Field(default=3, ge=1)
+    model_cooldown_s: float = Field(default=60.0, ge=0)
+    worker_threads: int = Field(default=16, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file is not None:
+            if not config_file.is_file():
+                raise ValueError(f"HYBRID_CONFIG_FILE={config_file} does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _derive(self) -> "Settings":
+        self.state_dir = self.state_dir.expanduser().resolve()
+        self.root = (self.root or self.state_dir / "root").expanduser().resolve()
+        return self
+
+    # Derived values -------------------------------------------------------------------------
+    @property
+    def embedded_temporal(self) -> bool:
+        return self.temporal_address is None
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def temporal_ui_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.temporal_ui_port}" if self.embedded_temporal else None
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.state_dir / "postgres"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"postgresql+psycopg://postgres@/postgres?host={self.postgres_dir / 'run'}&port={self.postgres_port}"
+
+    @property
+    def platform_dirs(self) -> dict[str, Path]:
+        assert self.root is not None
+        return {name: self.root / name for name in ("downloads", "uploads", "rag")}

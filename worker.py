@@ -1,0 +1,70 @@
+"""The worker: hosts every workflow and activity of the platform on one task queue.
+
+Run it with `hybrid-llm worker` (or `python worker.py`); `hybrid-llm up` starts one in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.llm import LLMActivities
+from activities.llm_pool import LLMPool
+from domain.registry import Registry
+from hybrid_llm.registry_file import load_registry
+from hybrid_llm.settings import Settings
+from hybrid_llm.temporal import WORKFLOWS, connect, ensure_search_attributes
+
+log = logging.getLogger("hybrid_llm.worker")
+
+
+def build_pool(settings: Settings, registry: Registry | None = None) -> LLMPool:
+    return LLMPool(registry or load_registry(settings.models_file), cooldown_s=settings.model_cooldown_s)
+
+
+def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: str | None = None) -> Worker:
+    llm = LLMActivities(pool)
+    local_slots = 4
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=llm.all(),
+        # Every activity is sync (blocking work): one thread per running activity, never more accepted
+        # than there are threads, so an accepted task never sits un-heartbeated in a queue.
+        activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),
+        max_concurrent_activities=settings.worker_threads,
+        max_concurrent_local_activities=local_slots,
+        # A dead worker's sticky tasks move to the shared queue quickly (Temporal's default is 10 s).
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    pool = build_pool(settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with build_worker(client, settings, pool):
+        log.info("worker polling %s on %s (models: %s)", settings.task_queue, settings.temporal_target,
+                 ", ".join(m.id for m in pool.registry.models))
+        await stop.wait()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_worker(Settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Workflows: deterministic orchestration. One workflow per file."""

@@ -1,0 +1,153 @@
+"""RequestWorkflow: one durable workflow per user request.
+
+validate -> route (pure, in workflow code) -> [load] -> LLM activity -> result, falling back to the
+next candidate when a model fails. The routing decision and its reasons are recorded in history
+(memo upserts) and as search attributes (TaskType, Model).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.llm import LLMActivities
+    from domain.llm import Completion, CompletionRequest, LoadResult, ModelFailure, ModelRef, PoolCommand
+    from domain.pool import PoolSnapshot
+    from domain.requests import Attempt, ChatMessage, RequestResult, Timings, Usage, UserRequest
+    from domain.routing import RoutingDecision, classify, route
+    from domain.tuning import Tuning
+    from workflows.search_attributes import MODEL, TASK_TYPE
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
+
+
+class RequestInput(BaseModel):
+    request: UserRequest
+    tuning: Tuning = Tuning()
+
+
+class Progress(BaseModel):
+    stage: str
+    model: str | None = None
+
+
+def _cause(e: ActivityError) -> str:
+    cause = e.cause
+    return str(cause) if cause is not None else str(e)
+
+
+@workflow.defn(name="RequestWorkflow")
+class RequestWorkflow:
+    def __init__(self) -> None:
+        self._progress = Progress(stage="received")
+
+    @workflow.query(name="progress")
+    def progress(self) -> Progress:
+        return self._progress
+
+    @workflow.run
+    async def run(self, raw: dict[str, Any]) -> RequestResult:
+        started = workflow.now()
+        try:
+            inp = RequestInput.model_validate(raw)
+        except ValidationError as e:
+            raise ApplicationError(f"invalid request: {e.errors(include_url=False)}", type="InvalidRequest",
+                                   non_retryable=True) from None
+        request, tuning = inp.request, inp.tuning
+
+        self._progress = Progress(stage="routing")
+        snapshot = await self._pool_status()
+        if request.model is not None and snapshot.get(request.model) is None:
+            known = ", ".join(m.spec.id for m in snapshot.models)
+            raise ApplicationError(f"unknown model {request.model!r}; known models: {known}",
+                                   type="UnknownModel", non_retryable=True)
+
+        classification = classify(request.prompt)
+        excluded: dict[str, str] = {}
+        decisions: list[RoutingDecision] = []
+        attempts: list[Attempt] = []
+        load_ms = 0.0
+        while True:
+            decision = route(classification, snapshot, request.request_id, request.model, excluded)
+            decisions.append(decision)
+            self._record(decisions)
+            if decision.chosen is None:
+                details = "; ".join(f"{m}: {why}" for m, why in decision.skipped.items()) or "no candidates"
+                raise ApplicationError(f"no model could answer this {decision.task_type.value} request ({details})",
+                                       decision.model_dump(mode="json"), type="NoModelAvailable", non_retryable=True)
+            model_id = decision.chosen
+            status = snapshot.get(model_id)
+            assert status is not None
+            try:
+                if not status.loaded:
+                    self._progress = Progress(stage="loading", model=model_id)
+                    loaded = await self._load(model_id, tuning)
+                    load_ms += loaded.load_ms
+                self._progress = Progress(stage="generating", model=model_id)
+                completion = await self._complete(request, model_id, tuning)
+            except ActivityError as e:
+                error = _cause(e)
+                attempts.append(Attempt(model=model_id, ok=False, error=error))
+                excluded[model_id] = error
+                snapshot = await workflow.execute_local_activity_method(
+                    LLMActivities.report_failure, ModelFailure(model_id=model_id, error=error),
+                    start_to_close_timeout=timedelta(seconds=5))
+                continue
+            attempts.append(Attempt(model=model_id, ok=True))
+            break
+
+        self._progress = Progress(stage="done", model=model_id)
+        total_ms = (workflow.now() - started).total_seconds() * 1000
+        return RequestResult(
+            request_id=request.request_id,
+            answer=completion.text,
+            model=model_id,
+            provider=status.spec.provider,
+            task_type=decision.task_type,
+            reasons=decision.reasons,
+            usage=Usage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens),
+            timings=Timings(total_ms=round(total_ms, 1), load_ms=round(load_ms + completion.load_ms, 1),
+                            inference_ms=completion.inference_ms),
+            attempts=attempts,
+        )
+
+    def _record(self, decisions: list[RoutingDecision]) -> None:
+        """Put the decision and its reasons into history (memo event) and the UI (search attributes)."""
+        last = decisions[-1]
+        workflow.upsert_memo({"routing": [d.model_dump(mode="json") for d in decisions]})
+        workflow.upsert_search_attributes([TASK_TYPE.value_set(last.task_type.value),
+                                           MODEL.value_set(last.chosen or "none")])
+
+    async def _pool_status(self) -> PoolSnapshot:
+        return await workflow.execute_local_activity_method(
+            LLMActivities.pool_status, PoolCommand(action="status"), start_to_close_timeout=timedelta(seconds=10))
+
+    async def _load(self, model_id: str, tuning: Tuning) -> LoadResult:
+        return await workflow.execute_activity_method(
+            LLMActivities.load, ModelRef(model_id=model_id),
+            start_to_close_timeout=timedelta(seconds=tuning.llm_start_to_close_s),
+            heartbeat_timeout=timedelta(seconds=tuning.llm_heartbeat_timeout_s),
+            retry_policy=self._retry(tuning))
+
+    async def _complete(self, request: UserRequest, model_id: str, tuning: Tuning) -> Completion:
+        messages = [ChatMessage(role="system", content=request.system or DEFAULT_SYSTEM_PROMPT),
+                    ChatMessage(role="user", content=request.prompt)]
+        return await workflow.execute_activity_method(
+            LLMActivities.complete,
+            CompletionRequest(model_id=model_id, messages=messages, max_tokens=request.max_tokens,
+                              temperature=request.temperature, request_id=request.request_id),
+            start_to_close_timeout=timedelta(seconds=tuning.llm_start_to_close_s),
+            heartbeat_timeout=timedelta(seconds=tuning.llm_heartbeat_timeout_s),
+            retry_policy=self._retry(tuning))
+
+    @staticmethod
+    def _retry(tuning: Tuning) -> RetryPolicy:
+        return RetryPolicy(initial_interval=timedelta(seconds=tuning.retry_initial_interval_s),
+                           backoff_coefficient=2.0, maximum_interval=timedelta(seconds=10),
+                           maximum_attempts=tuning.llm_max_attempts)
