@@ -45,3 +45,15 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
                if k.name not in existing.custom_attributes}
     if missing:
         await svc.add_search_attributes(AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+
+
+async def has_workers(client: Client, namespace: str, task_queue: str) -> bool:
+    """Whether any worker polled the task queue recently (Temporal keeps pollers for ~1 minute)."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=namespace, task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+    return len(resp.pollers) > 0

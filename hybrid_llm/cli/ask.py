@@ -1,0 +1,76 @@
+"""`hybrid-llm ask TEXT`: one request through a durable workflow, with progress while a model loads."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from temporalio.client import WorkflowFailureError
+
+from hybrid_llm.cli.common import CLIError, console, describe_validation, err_console, run, settings
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ask(
+        text: Annotated[str, typer.Argument(help="What to ask; '-' reads it from stdin.")],
+        model: Annotated[str | None, typer.Option("--model", "-m", help="Force this model id (see `models`).")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        max_tokens: Annotated[int, typer.Option(help="Most tokens to generate.")] = 256,
+        temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.2,
+        request_id: Annotated[str | None, typer.Option(help="Idempotency key: the same id finds the same workflow.")] = None,
+        system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    ) -> None:
+        """Ask a question; the router picks the model (local first) unless --model is given."""
+        import sys
+
+        from domain.requests import UserRequest
+        from hybrid_llm.cli.requests import new_request_id
+
+        prompt = sys.stdin.read() if text == "-" else text
+        try:
+            request = UserRequest(request_id=request_id or new_request_id(), prompt=prompt, model=model,
+                                  max_tokens=max_tokens, temperature=temperature, system=system)
+        except ValidationError as e:
+            raise CLIError(f"invalid request: {describe_validation(e)}", code=2) from None
+        cfg = settings()
+        result = run(_ask(cfg, request, show_progress=not as_json))
+        if as_json:
+            print(json.dumps(result))
+        else:
+            console.print(result["answer"], highlight=False, markup=False)
+            err_console.print(f"[dim]{result['model']} · {result['task_type']} · "
+                              f"{result['usage']['completion_tokens']} tokens · {result['timings']['total_ms']:.0f} ms · "
+                              f"workflow {result['workflow_id']}[/]", highlight=False)
+
+
+async def _ask(cfg, request, show_progress: bool) -> dict:
+    from hybrid_llm.cli.requests import failure_message, start_request, wait_with_progress
+    from hybrid_llm.temporal import connect, has_workers
+
+    client = await connect(cfg)
+    if not await has_workers(client, cfg.temporal_namespace, cfg.task_queue):
+        err_console.print(f"[yellow]no worker is polling task queue {cfg.task_queue!r}: the request is queued and "
+                          "runs when one starts (`hybrid-llm up`). Ctrl-C leaves it queued.[/]")
+    handle = await start_request(client, cfg, request)
+    status = err_console.status("waiting for a worker…") if show_progress else None
+
+    def on_progress(p) -> None:
+        if status is not None:
+            label = {"routing": "routing", "loading": f"loading model {p.model}",
+                     "generating": f"generating with {p.model}"}.get(p.stage, p.stage)
+            status.update(label + "…")
+
+    try:
+        if status is not None:
+            status.start()
+        result = await wait_with_progress(handle, on_progress)
+    except WorkflowFailureError as e:
+        kind, message = failure_message(e)
+        raise CLIError(f"{kind}: {message} (workflow {handle.id})") from None
+    finally:
+        if status is not None:
+            status.stop()
+    return {"workflow_id": handle.id, **result.model_dump(mode="json")}

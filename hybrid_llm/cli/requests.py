@@ -1,0 +1,69 @@
+"""Starting a RequestWorkflow and waiting for it: shared by `ask` and anything else that submits requests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+
+from domain.requests import RequestResult, UserRequest, workflow_id_for
+from domain.tuning import Tuning
+from hybrid_llm.settings import Settings
+from workflows.request import Progress, RequestInput, RequestWorkflow
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def tuning_from(settings: Settings) -> Tuning:
+    return Tuning(llm_heartbeat_timeout_s=settings.llm_heartbeat_timeout_s,
+                  llm_start_to_close_s=settings.llm_start_to_close_s,
+                  llm_max_attempts=settings.llm_max_attempts)
+
+
+async def start_request(client: Client, settings: Settings, request: UserRequest) -> WorkflowHandle:
+    """Start (or find, when the same request id was already started) the request's workflow."""
+    payload = RequestInput(request=request, tuning=tuning_from(settings)).model_dump(mode="json")
+    return await client.start_workflow(
+        RequestWorkflow.run, payload, id=workflow_id_for(request.request_id), task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, result_type=RequestResult)
+
+
+async def current_progress(handle: WorkflowHandle) -> Progress | None:
+    try:
+        return await handle.query(RequestWorkflow.progress, result_type=Progress)
+    except Exception:  # noqa: BLE001 - progress is best effort (no worker yet, or workflow closed)
+        return None
+
+
+def failure_message(e: WorkflowFailureError) -> tuple[str, str]:
+    """(type, message) of the root cause of a failed request, for people and the API."""
+    cause: BaseException | None = e.cause
+    while cause is not None:
+        if isinstance(cause, ApplicationError):
+            return cause.type or "ApplicationError", cause.message
+        if cause.__cause__ is None:
+            break
+        cause = cause.__cause__
+    return type(cause or e).__name__, str(cause or e)
+
+
+async def wait_with_progress(handle: WorkflowHandle, on_progress: Callable[[Progress], None],
+                             poll_s: float = 0.15) -> RequestResult:
+    import asyncio
+
+    result_task = asyncio.ensure_future(handle.result())
+    last: Progress | None = None
+    while not result_task.done():
+        done, _ = await asyncio.wait({result_task}, timeout=poll_s)
+        if done:
+            break
+        progress = await current_progress(handle)
+        if progress is not None and progress != last:
+            on_progress(progress)
+            last = progress
+    return result_task.result()

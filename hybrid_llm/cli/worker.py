@@ -1,0 +1,23 @@
+"""`hybrid-llm worker`: run a worker in the foreground."""
+
+from __future__ import annotations
+
+import typer
+
+from hybrid_llm.cli.common import settings
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def worker() -> None:
+        """Run a worker in the foreground (Ctrl-C stops it gracefully)."""
+        import asyncio
+        import logging
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        from worker import run_worker
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        asyncio.run(run_worker(settings()))
