@@ -1,0 +1,33 @@
+"""`create_app(settings)`: the HTTP face of the platform. Light: no torch, litellm or llama_cpp here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from hybrid_llm.api import errors
+from hybrid_llm.api.gate import TemporalGate
+from hybrid_llm.api.routes import router
+from hybrid_llm.settings import Settings
+
+
+def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
+    """Build the app. `client` skips connecting (tests); otherwise the lifespan connects, and when
+    Temporal is down the app still starts: endpoints answer 503 and retry the connection per request."""
+    gate = TemporalGate(settings, client)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await gate.try_connect()
+        yield
+
+    app = FastAPI(title="Hybrid LLM Platform", version="0.1.0", lifespan=lifespan,
+                  description="Every request is a durable Temporal workflow: start one, then poll its status.")
+    app.state.settings = settings
+    app.state.gate = gate
+    app.include_router(router)
+    errors.install(app)
+    return app

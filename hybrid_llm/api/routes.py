@@ -1,0 +1,172 @@
+"""The endpoints: start a request workflow, read its status, list the pool, report health."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, TimeoutError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.llm import PoolCommand
+from domain.pool import PoolSnapshot
+from domain.requests import REQUEST_ID_PATTERN, RequestResult, workflow_id_for
+from domain.tuning import Tuning
+from hybrid_llm.api.gate import TemporalGate
+from hybrid_llm.api.schemas import (
+    ErrorInfo,
+    Health,
+    Problem,
+    ProgressInfo,
+    RequestStatus,
+    RequestStatusName,
+    SubmitRequest,
+    Submitted,
+)
+from hybrid_llm.settings import Settings
+from hybrid_llm.temporal import TemporalUnavailable
+from workflows.pool import PoolWorkflow
+from workflows.request import Progress, RequestInput, RequestWorkflow
+
+POOL_TIMEOUT = timedelta(seconds=15)
+QUERY_TIMEOUT = timedelta(seconds=2)
+
+_STATUS: dict[WorkflowExecutionStatus, RequestStatusName] = {
+    WorkflowExecutionStatus.RUNNING: "running",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "running",
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: "canceled",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+}
+_UNAVAILABLE = {503: {"model": Problem, "description": "Temporal (or the worker) cannot be reached"}}
+
+router = APIRouter()
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def _client(request: Request) -> Client:
+    gate: TemporalGate = request.app.state.gate
+    return await gate.client()
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ClientDep = Annotated[Client, Depends(_client)]
+RequestId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, description="The id returned by POST /v1/requests.")]
+
+
+def tuning_from(settings: Settings) -> Tuning:
+    return Tuning(llm_heartbeat_timeout_s=settings.llm_heartbeat_timeout_s,
+                  llm_start_to_close_s=settings.llm_start_to_close_s,
+                  llm_max_attempts=settings.llm_max_attempts)
+
+
+@router.post("/v1/requests", status_code=202, response_model=Submitted,
+             responses={422: {"model": Problem}, **_UNAVAILABLE})
+async def submit(body: SubmitRequest, request: Request, response: Response, client: ClientDep,
+                 settings: SettingsDep) -> Submitted:
+    """Start one durable request workflow. Idempotent on `request_id`."""
+    request_id = body.request_id or uuid.uuid4().hex
+    workflow_id = workflow_id_for(request_id)
+    inp = RequestInput(request=body.to_user_request(request_id), tuning=tuning_from(settings))
+    try:
+        await client.start_workflow(
+            RequestWorkflow.run, inp.model_dump(mode="json"), id=workflow_id, task_queue=settings.task_queue,
+            # Running: attach to it. Closed: refuse to run it again (caught below): same id, same workflow.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    except WorkflowAlreadyStartedError:
+        pass
+    status_url = request.app.url_path_for("get_request", request_id=request_id)
+    response.headers["Location"] = status_url
+    return Submitted(request_id=request_id, workflow_id=workflow_id, status_url=status_url)
+
+
+@router.get("/v1/requests/{request_id}", name="get_request", response_model=RequestStatus,
+            responses={404: {"model": Problem}, 422: {"model": Problem}, **_UNAVAILABLE})
+async def get_request(request_id: RequestId, client: ClientDep) -> RequestStatus:
+    """The request's state: its result once completed, its error once failed, its progress while running."""
+    workflow_id = workflow_id_for(request_id)
+    handle = client.get_workflow_handle_for(RequestWorkflow.run, workflow_id)
+    try:
+        description = await handle.describe()
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no request with id {request_id!r}") from None
+        raise
+    status = _STATUS.get(description.status, "running") if description.status else "running"
+    out = RequestStatus(request_id=request_id, workflow_id=workflow_id, status=status)
+    if status == "running":
+        out.progress = await _progress(handle)
+    elif status == "completed":
+        out.result = await handle.result()
+    else:
+        out.error = await _error(handle)
+    return out
+
+
+async def _progress(handle: WorkflowHandle[RequestWorkflow, RequestResult]) -> ProgressInfo | None:
+    """Best effort: a query needs a live worker, and a missing progress must not fail the status call."""
+    try:
+        progress: Progress = await handle.query(RequestWorkflow.progress, rpc_timeout=QUERY_TIMEOUT)
+    except (WorkflowQueryFailedError, RPCError):
+        return None
+    return ProgressInfo(stage=progress.stage, model=progress.model)
+
+
+async def _error(handle: WorkflowHandle[RequestWorkflow, RequestResult]) -> ErrorInfo:
+    try:
+        await handle.result()
+    except WorkflowFailureError as e:
+        cause = e.cause
+        if isinstance(cause, ApplicationError):
+            return ErrorInfo(type=cause.type or "ApplicationError", message=cause.message)
+        if cause is not None:
+            return ErrorInfo(type=type(cause).__name__, message=getattr(cause, "message", None) or str(cause))
+        return ErrorInfo(type=type(e).__name__, message=str(e))
+    return ErrorInfo(type="Unknown", message="the workflow closed without an error")
+
+
+@router.get("/v1/models", response_model=PoolSnapshot, responses=_UNAVAILABLE)
+async def models(client: ClientDep, settings: SettingsDep) -> PoolSnapshot:
+    """The worker's model pool: each model's spec, whether it is loaded, healthy or cooling down."""
+    try:
+        return await client.execute_workflow(
+            PoolWorkflow.run, PoolCommand(action="status"), id=f"pool-status-{uuid.uuid4().hex}",
+            task_queue=settings.task_queue, execution_timeout=POOL_TIMEOUT)
+    except WorkflowFailureError as e:
+        if isinstance(e.cause, TimeoutError):
+            raise TemporalUnavailable(
+                f"no worker answered on task queue {settings.task_queue!r} within {POOL_TIMEOUT.seconds} s; "
+                "start one with `hybrid-llm worker` (or `hybrid-llm up`)") from None
+        raise
+
+
+@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+async def healthz(request: Request, response: Response) -> Health:
+    """`ok` when Temporal answers a health check; 503 `unreachable` (with the reason) otherwise."""
+    gate: TemporalGate = request.app.state.gate
+    try:
+        client = await gate.client()
+        await client.service_client.check_health(timeout=QUERY_TIMEOUT)
+    except TemporalUnavailable as e:
+        response.status_code = 503
+        return Health(temporal="unreachable", message=str(e))
+    except RPCError as e:
+        response.status_code = 503
+        return Health(temporal="unreachable", message=str(gate.unavailable(e.message)))
+    return Health(temporal="ok")
