@@ -1,0 +1,57 @@
+"""Durability: requests survive a worker killed mid-activity, quickly and exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+from temporalio.api.enums.v1 import EventType
+
+from tests.helpers import ask
+from tests.processes import scripted_entry, start_worker, wait_for_poller, write_registry
+
+
+async def test_sigkilled_worker_loses_nothing_and_runs_nothing_twice(client, settings, tmp_path):
+    settings.models_file = write_registry(tmp_path / "models.toml", scripted_entry("slow", delay_ms=1500))
+    log = tmp_path / "worker.log"
+    first = start_worker(settings, log)
+    second = None
+    try:
+        await wait_for_poller(client, settings, first)
+        handles = await asyncio.gather(*(ask(client, settings, f"question {i}") for i in range(20)))
+
+        async def running_activities() -> int:
+            descs = await asyncio.gather(*(h.describe() for h in handles))
+            return sum(len(d.raw_description.pending_activities) for d in descs)
+
+        deadline = time.monotonic() + 20
+        while await running_activities() < 16 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert await running_activities() >= 16, "requests were not in flight when the worker was killed"
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+
+        second = start_worker(settings, log)
+        restarted = time.monotonic()
+        results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout=60)
+        recovery_s = time.monotonic() - restarted
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+
+    assert [r.answer for r in results] == [f"scripted answer to: question {i}" for i in range(20)]
+    for handle in handles:
+        history = await handle.fetch_history()
+        types = [e.event_type for e in history.events]
+        assert types.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) == 1
+        scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+                     for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+        completed = [scheduled[e.activity_task_completed_event_attributes.scheduled_event_id]
+                     for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
+        assert completed.count("llm.complete") == 1  # the answer was produced and recorded once
+    # Heartbeat timeout (2 s) + short sticky timeout: far below Temporal's ~14 s default recovery.
+    print(f"recovery after SIGKILL: {recovery_s:.2f}s")
+    assert recovery_s < 12, f"recovery took {recovery_s:.1f}s"
