@@ -8,20 +8,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from temporalio.client import (
-    Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, TimeoutError, WorkflowAlreadyStartedError
+from temporalio.exceptions import TimeoutError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.llm import PoolCommand
 from domain.pool import PoolSnapshot
 from domain.requests import REQUEST_ID_PATTERN, RequestResult, workflow_id_for
-from domain.tuning import Tuning
 from hybrid_llm.api.gate import TemporalGate
 from hybrid_llm.api.schemas import (
     ErrorInfo,
@@ -33,6 +31,7 @@ from hybrid_llm.api.schemas import (
     SubmitRequest,
     Submitted,
 )
+from hybrid_llm.cli.requests import failure_message, tuning_from
 from hybrid_llm.settings import Settings
 from hybrid_llm.temporal import TemporalUnavailable
 from workflows.pool import PoolWorkflow
@@ -59,27 +58,23 @@ def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def _client(request: Request) -> Client:
-    gate: TemporalGate = request.app.state.gate
-    return await gate.client()
+def _gate(request: Request) -> TemporalGate:
+    return request.app.state.gate
 
 
+# Handlers connect inside their body, after FastAPI validated the input: a bad body is a 422 even when
+# Temporal is down.
 SettingsDep = Annotated[Settings, Depends(_settings)]
-ClientDep = Annotated[Client, Depends(_client)]
+GateDep = Annotated[TemporalGate, Depends(_gate)]
 RequestId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, description="The id returned by POST /v1/requests.")]
-
-
-def tuning_from(settings: Settings) -> Tuning:
-    return Tuning(llm_heartbeat_timeout_s=settings.llm_heartbeat_timeout_s,
-                  llm_start_to_close_s=settings.llm_start_to_close_s,
-                  llm_max_attempts=settings.llm_max_attempts)
 
 
 @router.post("/v1/requests", status_code=202, response_model=Submitted,
              responses={422: {"model": Problem}, **_UNAVAILABLE})
-async def submit(body: SubmitRequest, request: Request, response: Response, client: ClientDep,
+async def submit(body: SubmitRequest, request: Request, response: Response, gate: GateDep,
                  settings: SettingsDep) -> Submitted:
     """Start one durable request workflow. Idempotent on `request_id`."""
+    client = await gate.client()
     request_id = body.request_id or uuid.uuid4().hex
     workflow_id = workflow_id_for(request_id)
     inp = RequestInput(request=body.to_user_request(request_id), tuning=tuning_from(settings))
@@ -98,8 +93,9 @@ async def submit(body: SubmitRequest, request: Request, response: Response, clie
 
 @router.get("/v1/requests/{request_id}", name="get_request", response_model=RequestStatus,
             responses={404: {"model": Problem}, 422: {"model": Problem}, **_UNAVAILABLE})
-async def get_request(request_id: RequestId, client: ClientDep) -> RequestStatus:
+async def get_request(request_id: RequestId, gate: GateDep) -> RequestStatus:
     """The request's state: its result once completed, its error once failed, its progress while running."""
+    client = await gate.client()
     workflow_id = workflow_id_for(request_id)
     handle = client.get_workflow_handle_for(RequestWorkflow.run, workflow_id)
     try:
@@ -132,18 +128,15 @@ async def _error(handle: WorkflowHandle[RequestWorkflow, RequestResult]) -> Erro
     try:
         await handle.result()
     except WorkflowFailureError as e:
-        cause = e.cause
-        if isinstance(cause, ApplicationError):
-            return ErrorInfo(type=cause.type or "ApplicationError", message=cause.message)
-        if cause is not None:
-            return ErrorInfo(type=type(cause).__name__, message=getattr(cause, "message", None) or str(cause))
-        return ErrorInfo(type=type(e).__name__, message=str(e))
+        kind, message = failure_message(e)
+        return ErrorInfo(type=kind, message=message)
     return ErrorInfo(type="Unknown", message="the workflow closed without an error")
 
 
 @router.get("/v1/models", response_model=PoolSnapshot, responses=_UNAVAILABLE)
-async def models(client: ClientDep, settings: SettingsDep) -> PoolSnapshot:
+async def models(gate: GateDep, settings: SettingsDep) -> PoolSnapshot:
     """The worker's model pool: each model's spec, whether it is loaded, healthy or cooling down."""
+    client = await gate.client()
     try:
         return await client.execute_workflow(
             PoolWorkflow.run, PoolCommand(action="status"), id=f"pool-status-{uuid.uuid4().hex}",
@@ -157,9 +150,8 @@ async def models(client: ClientDep, settings: SettingsDep) -> PoolSnapshot:
 
 
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
-async def healthz(request: Request, response: Response) -> Health:
+async def healthz(gate: GateDep, response: Response) -> Health:
     """`ok` when Temporal answers a health check; 503 `unreachable` (with the reason) otherwise."""
-    gate: TemporalGate = request.app.state.gate
     try:
         client = await gate.client()
         await client.service_client.check_health(timeout=QUERY_TIMEOUT)
