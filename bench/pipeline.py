@@ -1,0 +1,204 @@
+"""Benchmark the request pipeline against baselines measured in the same run, on the same server.
+
+Prints progress to stderr and one JSON object as the last line of stdout:
+  throughput_ratio          full RequestWorkflow (instant in-process model) / bare one-activity workflow, req/s
+  added_latency_ms_p50      sequential request latency minus calling the same instant model directly
+  recovery_s                replacement worker start -> completion of a request whose worker was SIGKILLed
+  local_tokens_per_s_ratio  tokens/s of a request with the real local model / a direct llama-cpp-python call
+
+Usage: python bench/pipeline.py [--requests 300] [--sequential 50] [--skip-local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from temporalio.client import Client  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+from activities.llm_pool import LLMPool  # noqa: E402
+from bench.bare_workflow import BareActivities, BareWorkflow  # noqa: E402
+from domain.registry import Capability, ModelSpec, Registry  # noqa: E402
+from domain.requests import ChatMessage, UserRequest  # noqa: E402
+from hybrid_llm.cli.requests import start_request  # noqa: E402
+from hybrid_llm.registry_file import load_registry  # noqa: E402
+from hybrid_llm.settings import Settings  # noqa: E402
+from hybrid_llm.stack.temporal_server import TemporalServer  # noqa: E402
+from hybrid_llm.temporal import connect, ensure_search_attributes, has_workers  # noqa: E402
+from worker import build_worker  # noqa: E402
+
+INSTANT = ModelSpec(id="instant", provider="scripted", local=True, max_concurrency=1024,
+                    capabilities=tuple(Capability), options={"reply": "ok"})
+MESSAGES = [ChatMessage(role="user", content="hello")]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+async def _burst(client: Client, settings: Settings, n: int, bare: bool) -> float:
+    t0 = time.perf_counter()
+    if bare:
+        handles = await asyncio.gather(*(client.start_workflow(
+            BareWorkflow.run, "hello", id=f"bare-{uuid.uuid4().hex}", task_queue=settings.task_queue)
+            for _ in range(n)))
+    else:
+        handles = await asyncio.gather(*(start_request(client, settings, UserRequest(
+            request_id=uuid.uuid4().hex, prompt="hello", max_tokens=16)) for _ in range(n)))
+    await asyncio.gather(*(h.result() for h in handles))
+    return n / (time.perf_counter() - t0)
+
+
+async def throughput_and_latency(client: Client, settings: Settings, n: int, sequential: int) -> dict:
+    pool = LLMPool(Registry(models=(INSTANT,)))
+    worker = build_worker(client, settings, pool)
+    bare = Worker(client, task_queue=settings.task_queue + "-bare", workflows=[BareWorkflow],
+                  activities=[BareActivities(pool, "instant").complete], activity_executor=worker.config()["activity_executor"],
+                  max_concurrent_activities=settings.worker_threads)
+    bare_settings = settings.model_copy(update={"task_queue": settings.task_queue + "-bare"})
+    async with worker, bare:
+        await _burst(client, settings, 20, bare=False)  # warm up both paths
+        await _burst(client, bare_settings, 20, bare=True)
+        rates = {"pipeline": [], "bare": []}
+        for _ in range(2):  # interleave to share the machine's noise fairly
+            rates["bare"].append(await _burst(client, bare_settings, n, bare=True))
+            rates["pipeline"].append(await _burst(client, settings, n, bare=False))
+        latencies = []
+        for _ in range(sequential):
+            t0 = time.perf_counter()
+            handle = await start_request(client, settings, UserRequest(request_id=uuid.uuid4().hex, prompt="hello"))
+            await handle.result()
+            latencies.append((time.perf_counter() - t0) * 1000)
+    direct = []
+    provider = pool._slot("instant").provider  # the same instant model, called directly
+    for _ in range(sequential):
+        t0 = time.perf_counter()
+        provider.complete(MESSAGES, 16, 0.0)
+        direct.append((time.perf_counter() - t0) * 1000)
+    pipe, base = max(rates["pipeline"]), max(rates["bare"])
+    say(f"throughput: pipeline {pipe:.1f} req/s, bare {base:.1f} wf/s; latency p50 {statistics.median(latencies):.1f} ms")
+    return {"pipeline_rps": round(pipe, 1), "bare_rps": round(base, 1), "throughput_ratio": round(pipe / base, 3),
+            "latency_ms_p50": round(statistics.median(latencies), 2),
+            "added_latency_ms_p50": round(statistics.median(latencies) - statistics.median(direct), 2)}
+
+
+async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
+    registry = workdir / "slow.toml"
+    registry.write_text('[[models]]\nid = "slow"\nprovider = "scripted"\ncapabilities = ["general"]\n'
+                        'local = true\noptions = { delay_ms = 1000 }\n')
+    queue = settings.task_queue + "-recovery"
+    env = {**os.environ, "HYBRID_TEMPORAL_ADDRESS": settings.temporal_target, "HYBRID_TASK_QUEUE": queue,
+           "HYBRID_MODELS_FILE": str(registry), "HYBRID_STATE_DIR": str(workdir / "state")}
+    recovery_settings = settings.model_copy(update={"task_queue": queue})
+    log = (workdir / "worker.log").open("ab")
+
+    def spawn() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).resolve().parents[1])
+
+    first = spawn()
+    while not await has_workers(client, settings.temporal_namespace, queue):
+        await asyncio.sleep(0.05)
+    handle = await start_request(client, recovery_settings, UserRequest(request_id=uuid.uuid4().hex, prompt="hi"))
+    while True:  # wait until the LLM activity is running on the first worker
+        desc = await handle.describe()
+        pending = desc.raw_description.pending_activities
+        if pending and pending[0].activity_type.name == "llm.complete" and pending[0].attempt >= 1 \
+                and pending[0].HasField("last_started_time"):
+            break
+        await asyncio.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    t0 = time.perf_counter()
+    second = spawn()
+    try:
+        while not await has_workers(client, settings.temporal_namespace, queue):
+            await asyncio.sleep(0.02)
+        ready_s = time.perf_counter() - t0
+        await handle.result()
+        total = time.perf_counter() - t0
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(10)
+    say(f"recovery: {total:.2f}s after the replacement worker started (it was polling after {ready_s:.2f}s)")
+    return {"recovery_s": round(total, 2), "replacement_worker_ready_s": round(ready_s, 2)}
+
+
+async def local_tokens(client: Client, settings: Settings, runs: int = 5) -> dict:
+    pool = LLMPool(load_registry())
+    model_id = next(m.id for m in pool.registry.models if m.provider == "llama_cpp" and m.enabled)
+    prompt = "Explain in a few sentences why the sky is blue."
+    max_tokens = 128
+    pool.ensure_loaded(model_id)
+    provider = pool._slot(model_id).provider
+    direct, through = [], []
+    async with build_worker(client, settings, pool):
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            out = provider.complete([ChatMessage(role="system", content="You are a helpful, concise assistant."),
+                                     ChatMessage(role="user", content=prompt)], max_tokens, 0.0)
+            direct.append(out.completion_tokens / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            handle = await start_request(client, settings, UserRequest(
+                request_id=uuid.uuid4().hex, prompt=prompt, model=model_id, max_tokens=max_tokens, temperature=0.0))
+            result = await handle.result()
+            through.append(result.usage.completion_tokens / (time.perf_counter() - t0))
+    d, t = statistics.median(direct), statistics.median(through)
+    say(f"local model {model_id}: direct {d:.1f} tok/s, through ask {t:.1f} tok/s")
+    return {"local_direct_tokens_per_s": round(d, 1), "local_ask_tokens_per_s": round(t, 1),
+            "local_tokens_per_s_ratio": round(t / d, 3)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--sequential", type=int, default=50)
+    parser.add_argument("--skip-local", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        workdir = Path(tmp)
+        server = TemporalServer(workdir / "temporal", _free_port(), _free_port(), headless=True)
+        server.start()
+        try:
+            settings = Settings(state_dir=workdir / "state", temporal_address=server.address,
+                                task_queue=f"bench-{uuid.uuid4().hex[:8]}")
+            client = await connect(settings)
+            await ensure_search_attributes(client, settings.temporal_namespace)
+            figures = {"requests": args.requests}
+            figures |= await throughput_and_latency(client, settings, args.requests, args.sequential)
+            figures |= await recovery(client, settings, workdir)
+            if not args.skip_local:
+                figures |= await local_tokens(client, settings)
+        finally:
+            server.stop()
+    targets = {"throughput_ratio": ">= 0.8", "added_latency_ms_p50": "<= 25", "recovery_s": "<= 3",
+               "local_tokens_per_s_ratio": ">= 0.9"}
+    print(json.dumps({**figures, "targets": targets}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
