@@ -9,12 +9,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
+
+from hybrid_llm.stack.errors import StackError
 
 T = TypeVar("T")
 
@@ -29,14 +32,27 @@ def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
+# Runs in a throwaway interpreter: starts the daemon in its own session, prints its pid, exits. The daemon is
+# then nobody's child here (no zombie, no "still running" warning) and outlives the caller.
+_LAUNCHER = """
+import subprocess, sys
+cwd, log, *args = sys.argv[1:]
+with open(log, "ab") as out:
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                         start_new_session=True, close_fds=True, cwd=cwd or None)
+print(p.pid)
+"""
+
+
 def spawn_detached(args: Sequence[str], log_file: Path, *, env: Mapping[str, str] | None = None,
                    cwd: Path | None = None) -> int:
-    """Start a daemon in its own session (it outlives the caller), output appended to `log_file`."""
+    """Start a daemon in its own session, output appended to `log_file`; returns its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
-        proc = subprocess.Popen(list(args), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True, env=dict(env) if env else None, cwd=cwd)
-    return proc.pid
+    out = subprocess.run([sys.executable, "-I", "-c", _LAUNCHER, str(cwd or ""), str(log_file), *args],
+                         env=dict(env) if env is not None else None, capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise StackError(f"cannot start {args[0]}: {out.stderr.strip()}")
+    return int(out.stdout)
 
 
 def alive(pid: int | None, match: Callable[[psutil.Process], bool] | None = None) -> bool:

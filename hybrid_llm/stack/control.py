@@ -1,0 +1,91 @@
+"""`up`, `down`, `status`: the embedded stack as one thing (Temporal, PostgreSQL, the worker)."""
+
+from __future__ import annotations
+
+from hybrid_llm.stack import migrate, procs
+from hybrid_llm.stack.errors import StackError
+from hybrid_llm.stack.postgres import EmbeddedPostgres
+from hybrid_llm.stack.status import PartStatus, StackStatus
+from hybrid_llm.stack.temporal_server import TemporalServer, reachable
+from hybrid_llm.stack.worker_process import WorkerProcess
+
+
+def up(settings) -> StackStatus:
+    """Start what is not running (reusing what is), migrate the database, start the worker."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    (settings.state_dir / "logs").mkdir(exist_ok=True)
+    for path in settings.platform_dirs.values():
+        path.mkdir(parents=True, exist_ok=True)
+    if settings.embedded_temporal:
+        TemporalServer.from_settings(settings).start()
+    elif not reachable(settings.temporal_target):
+        raise StackError(f"cannot reach Temporal at HYBRID_TEMPORAL_ADDRESS={settings.temporal_target}; start that "
+                         "server, or unset HYBRID_TEMPORAL_ADDRESS to use the embedded dev server")
+    if settings.embedded_database:
+        EmbeddedPostgres.from_settings(settings).start()
+    migrate.upgrade(settings.effective_database_url)
+    WorkerProcess(settings).start()
+    return status(settings)
+
+
+def down(settings) -> StackStatus:
+    """Stop what we started: the worker first, then Temporal, then PostgreSQL. External services stay."""
+    WorkerProcess(settings).stop()
+    if settings.embedded_temporal:
+        TemporalServer.from_settings(settings).stop()
+    if settings.embedded_database:
+        EmbeddedPostgres.from_settings(settings).stop()
+    return status(settings)
+
+
+def status(settings) -> StackStatus:
+    """Report each part without starting anything."""
+    parts = [_temporal(settings), _postgres(settings), _worker(settings)]
+    return StackStatus(parts={p.name: p for p in parts}, temporal_ui=settings.temporal_ui_url,
+                       state_dir=str(settings.state_dir))
+
+
+def _temporal(settings) -> PartStatus:
+    address = settings.temporal_target
+    if not settings.embedded_temporal:
+        ok = reachable(address)
+        return PartStatus(name="temporal", state="external" if ok else "unreachable", address=address,
+                          detail="HYBRID_TEMPORAL_ADDRESS" if ok else "does not answer (HYBRID_TEMPORAL_ADDRESS)")
+    server = TemporalServer.from_settings(settings)
+    pid = server.pid()
+    if pid is None:
+        busy = "" if procs.port_free(server.port) else f"; port {server.port} is used by {procs.port_holder(server.port)}"
+        return PartStatus(name="temporal", state="stopped", address=address, detail=f"embedded dev server{busy}")
+    detail = f"db {_rel(settings, server.db_file)}, log {_rel(settings, server.log_file)}"
+    if not server.serving():
+        detail = f"not answering yet; {detail}"
+    return PartStatus(name="temporal", state="running", pid=pid, address=address, detail=detail)
+
+
+def _postgres(settings) -> PartStatus:
+    url = migrate.safe_url(settings.effective_database_url)
+    if not settings.embedded_database:
+        try:
+            migrate.check_reachable(settings.effective_database_url, timeout_s=3)
+        except StackError as e:
+            return PartStatus(name="postgres", state="unreachable", address=url, detail=str(e))
+        return PartStatus(name="postgres", state="external", address=url, detail="HYBRID_DATABASE_URL")
+    pg = EmbeddedPostgres.from_settings(settings)
+    pid = pg.pid()
+    return PartStatus(name="postgres", state="running" if pid else "stopped", pid=pid, address=url,
+                      detail=f"data {_rel(settings, pg.data_dir)}, log {_rel(settings, pg.log_file)}")
+
+
+def _worker(settings) -> PartStatus:
+    worker = WorkerProcess(settings)
+    pid = worker.pid()
+    return PartStatus(name="worker", state="running" if pid else "stopped", pid=pid, address=settings.task_queue,
+                      detail=f"log {_rel(settings, worker.log_file)}")
+
+
+def _rel(settings, path) -> str:
+    """Paths inside the state dir, shown relative to it (the table's title names the state dir)."""
+    try:
+        return str(path.relative_to(settings.state_dir))
+    except ValueError:
+        return str(path)
