@@ -197,6 +197,12 @@ async def test_temporal_unreachable_is_503_and_the_app_reconnects_later(settings
             status = await api.get(started.json()["status_url"])
             assert (status.status_code, status.json()["status"]) == (200, "running")
 
+        # ... and goes away again: calls on the connected client fail as 503 too, not as a 500.
+        lost = await api.get(started.json()["status_url"])
+        assert lost.status_code == 503
+        assert lost.json()["message"].startswith(f"cannot reach Temporal at 127.0.0.1:{port}")
+        assert (await api.get("/healthz")).status_code == 503
+
 
 @asynccontextmanager
 async def tcp_relay(port: int, target: str) -> AsyncIterator[None]:

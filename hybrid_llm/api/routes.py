@@ -73,7 +73,11 @@ RequestId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, description="The id 
              responses={422: {"model": Problem}, **_UNAVAILABLE})
 async def submit(body: SubmitRequest, request: Request, response: Response, gate: GateDep,
                  settings: SettingsDep) -> Submitted:
-    """Start one durable request workflow. Idempotent on `request_id`."""
+    """Start one durable request workflow; poll `status_url` for its state.
+
+    Idempotent on `request_id`: a retried POST with the same id returns the original workflow (running or
+    closed) and does not start another, whatever its body says.
+    """
     client = await gate.client()
     request_id = body.request_id or uuid.uuid4().hex
     workflow_id = workflow_id_for(request_id)
