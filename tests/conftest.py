@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sysconfig
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,31 @@ def scripted_pool() -> Callable[..., LLMPool]:
         return LLMPool(Registry(models=specs or (scripted("echo"),)), cooldown_s=cooldown_s)
 
     return _make
+
+
+@contextmanager
+def private_tmp_dir(prefix: str = "hllm-") -> Iterator[Path]:
+    """A short temp dir outside pytest's basetemp, removed afterwards. Embedded PostgreSQL runs as another user
+    (as root) and needs its parents traversable: pytest resets its basetemp to 0700, and other concurrent sessions
+    prune it; a short path also keeps unix socket paths under their 107-byte limit."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real embedded PostgreSQL + pgvector for the session, migrated to head; its SQLAlchemy URL."""
+    from hybrid_llm.stack import migrate, procs
+    from hybrid_llm.stack.postgres import EmbeddedPostgres
+
+    with private_tmp_dir("hllm-pg-") as base:
+        pg = EmbeddedPostgres(base, procs.free_port())
+        try:
+            pg.start()
+            migrate.upgrade(pg.url)
+            yield pg.url
+        finally:
+            pg.stop()
