@@ -26,6 +26,18 @@ def database_url() -> str:
     return Settings().effective_database_url
 
 
+def _check_reachable(url: str) -> None:
+    """A one-line failure for the alembic command line instead of a driver traceback."""
+    from alembic.util import CommandError
+
+    from hybrid_llm.stack import StackError, migrate
+
+    try:
+        migrate.check_reachable(url)
+    except StackError as e:
+        raise CommandError(str(e)) from None
+
+
 def run_offline() -> None:
     context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True,
                       dialect_opts={"paramstyle": "named"})
@@ -40,7 +52,9 @@ def run_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = sa.create_engine(database_url(), poolclass=sa.pool.NullPool)
+    url = database_url()
+    _check_reachable(url)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             context.configure(connection=conn, target_metadata=target_metadata)

@@ -108,15 +108,12 @@ class TemporalServer:
         return pid is not None
 
     def _check_ports(self) -> None:
-        ports = [("gRPC", self.port, "HYBRID_TEMPORAL_PORT")]
-        if not self.headless:
-            ports.append(("Web UI", self.ui_port, "HYBRID_TEMPORAL_UI_PORT"))
-        for what, port, var in ports:
+        ports = [("gRPC", self.port)] + ([] if self.headless else [("Web UI", self.ui_port)])
+        for what, port in ports:
             if not procs.port_free(port, HOST):
                 raise StackError(
                     f"cannot start Temporal: its {what} port {port} is already in use by {procs.port_holder(port)}; "
-                    f"stop that process, or set {var} to a free port "
-                    f"(HYBRID_TEMPORAL_PORT / HYBRID_TEMPORAL_UI_PORT choose Temporal's ports)")
+                    "stop that process, or choose other ports with HYBRID_TEMPORAL_PORT / HYBRID_TEMPORAL_UI_PORT")
 
     def _wait_ready(self, pid: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
