@@ -42,7 +42,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         max_concurrent_activities=settings.worker_threads,
         max_concurrent_local_activities=local_slots,
         # A dead worker's sticky tasks move to the shared queue quickly (Temporal's default is 10 s).
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_queue_timeout_s),
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
 

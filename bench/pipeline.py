@@ -36,7 +36,7 @@ from activities.llm_pool import LLMPool  # noqa: E402
 from bench.bare_workflow import BareActivities, BareWorkflow  # noqa: E402
 from domain.registry import Capability, ModelSpec, Registry  # noqa: E402
 from domain.requests import ChatMessage, UserRequest  # noqa: E402
-from hybrid_llm.cli.requests import start_request  # noqa: E402
+from hybrid_llm.request_client import start_request  # noqa: E402
 from hybrid_llm.registry_file import load_registry  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
 from hybrid_llm.stack.temporal_server import TemporalServer  # noqa: E402
@@ -109,9 +109,11 @@ async def throughput_and_latency(client: Client, settings: Settings, n: int, seq
 async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
     registry = workdir / "slow.toml"
     registry.write_text('[[models]]\nid = "slow"\nprovider = "scripted"\ncapabilities = ["general"]\n'
-                        'local = true\noptions = { delay_ms = 1000 }\n')
+                        'local = true\noptions = { delay_ms = 300 }\n')
     queue = settings.task_queue + "-recovery"
     env = {**os.environ, "HYBRID_TEMPORAL_ADDRESS": settings.temporal_target, "HYBRID_TASK_QUEUE": queue,
+           "HYBRID_LLM_HEARTBEAT_TIMEOUT_S": str(settings.llm_heartbeat_timeout_s),
+           "HYBRID_STICKY_QUEUE_TIMEOUT_S": str(settings.sticky_queue_timeout_s),
            "HYBRID_MODELS_FILE": str(registry), "HYBRID_STATE_DIR": str(workdir / "state")}
     recovery_settings = settings.model_copy(update={"task_queue": queue})
     log = (workdir / "worker.log").open("ab")

@@ -7,6 +7,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.registry import Capability
+from domain.tuning import Tuning
 
 MAX_PROMPT_CHARS = 32_000
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -84,3 +85,17 @@ class RequestResult(BaseModel):
     usage: Usage
     timings: Timings
     attempts: list[Attempt] = Field(default_factory=list)
+
+
+class RequestInput(BaseModel):
+    """What RequestWorkflow receives: the request, and the activity timing the entry point chose."""
+
+    request: UserRequest
+    tuning: Tuning = Tuning()
+
+
+class Progress(BaseModel):
+    """Where a running request is (the workflow's `progress` query)."""
+
+    stage: str
+    model: str | None = None

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(default=3, ge=1)
     model_cooldown_s: float = Field(default=60.0, ge=0)
     worker_threads: int = Field(default=16, ge=1)
+    sticky_queue_timeout_s: float = Field(default=1.0, gt=0, description="How soon a dead worker's cached "
+                                          "workflows move to other workers.")
 
     @classmethod
     def settings_customise_sources(

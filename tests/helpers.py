@@ -8,7 +8,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from domain.requests import RequestResult, UserRequest
-from hybrid_llm.cli.requests import start_request
+from hybrid_llm.request_client import start_request
 from hybrid_llm.settings import Settings
 from hybrid_llm.temporal import DATA_CONVERTER
 

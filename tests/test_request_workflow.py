@@ -13,7 +13,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from domain.registry import Capability, ModelSpec
-from hybrid_llm.cli.requests import failure_message
+from hybrid_llm.request_client import failure_message
 from tests.conftest import scripted
 from tests.helpers import ask, ask_and_wait, routing_from_history, search_attributes_from_history
 from workflows.request import RequestWorkflow
@@ -132,5 +132,16 @@ async def test_same_request_id_starts_one_workflow(client, settings, run_worker,
         assert first.id == second.id == f"request-{request_id}"
         assert first.result_run_id == second.result_run_id
         await first.result()
+    count = await client.count_workflows(f"WorkflowId = 'request-{request_id}'")
+    assert count.count == 1
+
+
+async def test_same_request_id_after_completion_does_not_run_again(client, settings, run_worker, scripted_pool):
+    request_id = uuid.uuid4().hex
+    async with run_worker(scripted_pool()):
+        first = await ask(client, settings, "hello", request_id=request_id)
+        answer = await first.result()
+        again = await ask(client, settings, "a different prompt", request_id=request_id)
+        assert (await again.result()).answer == answer.answer
     count = await client.count_workflows(f"WorkflowId = 'request-{request_id}'")
     assert count.count == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -19,22 +19,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
     from domain.llm import Completion, CompletionRequest, LoadResult, ModelFailure, ModelRef, PoolCommand
     from domain.pool import PoolSnapshot
-    from domain.requests import Attempt, ChatMessage, RequestResult, Timings, Usage, UserRequest
+    from domain.requests import (Attempt, ChatMessage, Progress, RequestInput, RequestResult, Timings, Usage,
+                                 UserRequest)
     from domain.routing import RoutingDecision, classify, route
     from domain.tuning import Tuning
     from workflows.search_attributes import MODEL, TASK_TYPE
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
-
-
-class RequestInput(BaseModel):
-    request: UserRequest
-    tuning: Tuning = Tuning()
-
-
-class Progress(BaseModel):
-    stage: str
-    model: str | None = None
+# Pydantic models live in domain/ (passed through): defining them here would rebuild them for every run.
 
 
 def _cause(e: ActivityError) -> str:

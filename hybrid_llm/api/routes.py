@@ -13,13 +13,12 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import TimeoutError, WorkflowAlreadyStartedError
+from temporalio.exceptions import TimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.llm import PoolCommand
 from domain.pool import PoolSnapshot
-from domain.requests import REQUEST_ID_PATTERN, RequestResult, workflow_id_for
+from domain.requests import REQUEST_ID_PATTERN, Progress, RequestResult, workflow_id_for
 from hybrid_llm.api.gate import TemporalGate
 from hybrid_llm.api.schemas import (
     ErrorInfo,
@@ -31,11 +30,11 @@ from hybrid_llm.api.schemas import (
     SubmitRequest,
     Submitted,
 )
-from hybrid_llm.cli.requests import failure_message, tuning_from
+from hybrid_llm.request_client import failure_message, start_request
 from hybrid_llm.settings import Settings
 from hybrid_llm.temporal import TemporalUnavailable
 from workflows.pool import PoolWorkflow
-from workflows.request import Progress, RequestInput, RequestWorkflow
+from workflows.request import RequestWorkflow
 
 POOL_TIMEOUT = timedelta(seconds=15)
 QUERY_TIMEOUT = timedelta(seconds=2)
@@ -81,15 +80,7 @@ async def submit(body: SubmitRequest, request: Request, response: Response, gate
     client = await gate.client()
     request_id = body.request_id or uuid.uuid4().hex
     workflow_id = workflow_id_for(request_id)
-    inp = RequestInput(request=body.to_user_request(request_id), tuning=tuning_from(settings))
-    try:
-        await client.start_workflow(
-            RequestWorkflow.run, inp.model_dump(mode="json"), id=workflow_id, task_queue=settings.task_queue,
-            # Running: attach to it. Closed: refuse to run it again (caught below): same id, same workflow.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
-    except WorkflowAlreadyStartedError:
-        pass
+    await start_request(client, settings, body.to_user_request(request_id))
     status_url = request.app.url_path_for("get_request", request_id=request_id)
     response.headers["Location"] = status_url
     return Submitted(request_id=request_id, workflow_id=workflow_id, status_url=status_url)

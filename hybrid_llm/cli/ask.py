@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from domain.requests import UserRequest
-        from hybrid_llm.cli.requests import new_request_id
+        from hybrid_llm.request_client import new_request_id
 
         prompt = sys.stdin.read() if text == "-" else text
         try:
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
 
 
 async def _ask(cfg, request, show_progress: bool) -> dict:
-    from hybrid_llm.cli.requests import failure_message, start_request, wait_with_progress
+    from hybrid_llm.request_client import failure_message, start_request, wait_with_progress
     from hybrid_llm.temporal import connect, has_workers
 
     client = await connect(cfg)

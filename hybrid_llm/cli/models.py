@@ -48,7 +48,7 @@ async def _pool(cfg, action: str, model_id: str | None):
 
     from domain.llm import PoolCommand
     from domain.pool import PoolSnapshot
-    from hybrid_llm.cli.requests import failure_message
+    from hybrid_llm.request_client import failure_message
     from hybrid_llm.temporal import connect, has_workers
     from workflows.pool import PoolWorkflow
 

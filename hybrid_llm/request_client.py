@@ -1,4 +1,4 @@
-"""Starting a RequestWorkflow and waiting for it: shared by `ask` and anything else that submits requests."""
+"""Starting a RequestWorkflow and following it: shared by the CLI, the API, tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import uuid
 from collections.abc import Callable
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from domain.requests import RequestResult, UserRequest, workflow_id_for
+from domain.requests import Progress, RequestInput, RequestResult, UserRequest, workflow_id_for
 from domain.tuning import Tuning
 from hybrid_llm.settings import Settings
-from workflows.request import Progress, RequestInput, RequestWorkflow
+from workflows.request import RequestWorkflow
 
 
 def new_request_id() -> str:
@@ -26,11 +26,16 @@ def tuning_from(settings: Settings) -> Tuning:
 
 
 async def start_request(client: Client, settings: Settings, request: UserRequest) -> WorkflowHandle:
-    """Start (or find, when the same request id was already started) the request's workflow."""
+    """Start the request's workflow, or find it: a request id runs once, whether its workflow is running or closed."""
     payload = RequestInput(request=request, tuning=tuning_from(settings)).model_dump(mode="json")
-    return await client.start_workflow(
-        RequestWorkflow.run, payload, id=workflow_id_for(request.request_id), task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, result_type=RequestResult)
+    workflow_id = workflow_id_for(request.request_id)
+    try:
+        return await client.start_workflow(
+            RequestWorkflow.run, payload, id=workflow_id, task_queue=settings.task_queue, result_type=RequestResult,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(workflow_id, result_type=RequestResult)
 
 
 async def current_progress(handle: WorkflowHandle) -> Progress | None:
