@@ -40,7 +40,7 @@ def _as_application_error(e: ProviderError) -> ApplicationError:
 
 
 class LLMActivities:
-    def __init__(self, pool: LLMPool, heartbeat_every_s: float = 0.5) -> None:
+    def __init__(self, pool: LLMPool, heartbeat_every_s: float = 0.25) -> None:
         self.pool = pool
         self._every = heartbeat_every_s
         self._calls = ThreadPoolExecutor(thread_name_prefix="llm-call")

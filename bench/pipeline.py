@@ -138,16 +138,13 @@ async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
     t0 = time.perf_counter()
     second = spawn()
     try:
-        while not await has_workers(client, settings.temporal_namespace, queue):
-            await asyncio.sleep(0.02)
-        ready_s = time.perf_counter() - t0
         await handle.result()
         total = time.perf_counter() - t0
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(10)
-    say(f"recovery: {total:.2f}s after the replacement worker started (it was polling after {ready_s:.2f}s)")
-    return {"recovery_s": round(total, 2), "replacement_worker_ready_s": round(ready_s, 2)}
+    say(f"recovery: {total:.2f}s from the replacement worker's start to the request's completion")
+    return {"recovery_s": round(total, 2)}
 
 
 async def local_tokens(client: Client, settings: Settings, runs: int = 5) -> dict:

@@ -52,6 +52,6 @@ async def test_sigkilled_worker_loses_nothing_and_runs_nothing_twice(client, set
         completed = [scheduled[e.activity_task_completed_event_attributes.scheduled_event_id]
                      for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
         assert completed.count("llm.complete") == 1  # the answer was produced and recorded once
-    # Heartbeat timeout (2 s) + short sticky timeout: far below Temporal's ~14 s default recovery.
+    # 1 s heartbeat timeout + 1 s sticky timeout: far below Temporal's ~14 s default recovery.
     print(f"recovery after SIGKILL: {recovery_s:.2f}s")
     assert recovery_s < 12, f"recovery took {recovery_s:.1f}s"
