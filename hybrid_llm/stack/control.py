@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from hybrid_llm.stack import migrate, procs
 from hybrid_llm.stack.errors import StackError
 from hybrid_llm.stack.postgres import EmbeddedPostgres
@@ -9,10 +15,38 @@ from hybrid_llm.stack.status import PartStatus, StackStatus
 from hybrid_llm.stack.temporal_server import TemporalServer, reachable
 from hybrid_llm.stack.worker_process import WorkerProcess
 
+if TYPE_CHECKING:
+    from hybrid_llm.settings import Settings
 
-def up(settings) -> StackStatus:
-    """Start what is not running (reusing what is), migrate the database, start the worker."""
+
+@contextmanager
+def _locked(settings: Settings) -> Iterator[None]:
+    """One `up`/`down` at a time per state dir (two at once would start two of everything)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.state_dir / "stack.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def up(settings: Settings) -> StackStatus:
+    """Start what is not running (reusing what is), migrate the database, start the worker."""
+    with _locked(settings):
+        _up(settings)
+    return status(settings)
+
+
+def down(settings: Settings) -> StackStatus:
+    """Stop what we started: the worker first, then Temporal, then PostgreSQL. External services stay."""
+    with _locked(settings):
+        WorkerProcess(settings).stop()
+        if settings.embedded_temporal:
+            TemporalServer.from_settings(settings).stop()
+        if settings.embedded_database:
+            EmbeddedPostgres.from_settings(settings).stop()
+    return status(settings)
+
+
+def _up(settings: Settings) -> None:
     (settings.state_dir / "logs").mkdir(exist_ok=True)
     for path in settings.platform_dirs.values():
         path.mkdir(parents=True, exist_ok=True)
@@ -25,27 +59,16 @@ def up(settings) -> StackStatus:
         EmbeddedPostgres.from_settings(settings).start()
     migrate.upgrade(settings.effective_database_url)
     WorkerProcess(settings).start()
-    return status(settings)
 
 
-def down(settings) -> StackStatus:
-    """Stop what we started: the worker first, then Temporal, then PostgreSQL. External services stay."""
-    WorkerProcess(settings).stop()
-    if settings.embedded_temporal:
-        TemporalServer.from_settings(settings).stop()
-    if settings.embedded_database:
-        EmbeddedPostgres.from_settings(settings).stop()
-    return status(settings)
-
-
-def status(settings) -> StackStatus:
+def status(settings: Settings) -> StackStatus:
     """Report each part without starting anything."""
     parts = [_temporal(settings), _postgres(settings), _worker(settings)]
     return StackStatus(parts={p.name: p for p in parts}, temporal_ui=settings.temporal_ui_url,
                        state_dir=str(settings.state_dir))
 
 
-def _temporal(settings) -> PartStatus:
+def _temporal(settings: Settings) -> PartStatus:
     address = settings.temporal_target
     if not settings.embedded_temporal:
         ok = reachable(address)
@@ -62,7 +85,7 @@ def _temporal(settings) -> PartStatus:
     return PartStatus(name="temporal", state="running", pid=pid, address=address, detail=detail)
 
 
-def _postgres(settings) -> PartStatus:
+def _postgres(settings: Settings) -> PartStatus:
     url = migrate.safe_url(settings.effective_database_url)
     if not settings.embedded_database:
         try:
@@ -76,14 +99,14 @@ def _postgres(settings) -> PartStatus:
                       detail=f"data {_rel(settings, pg.data_dir)}, log {_rel(settings, pg.log_file)}")
 
 
-def _worker(settings) -> PartStatus:
+def _worker(settings: Settings) -> PartStatus:
     worker = WorkerProcess(settings)
     pid = worker.pid()
     return PartStatus(name="worker", state="running" if pid else "stopped", pid=pid, address=settings.task_queue,
                       detail=f"log {_rel(settings, worker.log_file)}")
 
 
-def _rel(settings, path) -> str:
+def _rel(settings: Settings, path: Path) -> str:
     """Paths inside the state dir, shown relative to it (the table's title names the state dir)."""
     try:
         return str(path.relative_to(settings.state_dir))

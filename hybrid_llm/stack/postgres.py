@@ -14,9 +14,14 @@ import subprocess
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hybrid_llm.stack import procs
 from hybrid_llm.stack.errors import StackError
+
+if TYPE_CHECKING:
+    from hybrid_llm.settings import Settings
+
 
 SYSTEM_USER = "embedded_postgres"
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes on Linux, including the final NUL
@@ -39,7 +44,7 @@ class EmbeddedPostgres:
         self.log_file = Path(log_file) if log_file else self.base_dir / "postgres.log"
 
     @classmethod
-    def from_settings(cls, settings) -> "EmbeddedPostgres":
+    def from_settings(cls, settings: Settings) -> "EmbeddedPostgres":
         return cls(settings.postgres_dir, settings.postgres_port, settings.state_dir / "logs" / "postgres.log")
 
     @property

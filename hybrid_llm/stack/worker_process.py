@@ -7,15 +7,22 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hybrid_llm.stack import procs
 from hybrid_llm.stack.errors import StackError
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from hybrid_llm.settings import Settings
+
 
 # Offline by design: nothing may be downloaded at run time.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 
-def settings_env(settings) -> dict[str, str]:
+def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that rebuilds these exact settings in a child process (unset fields are removed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRID_")}
     for name in type(settings).model_fields:
@@ -31,7 +38,7 @@ def settings_env(settings) -> dict[str, str]:
 
 
 class WorkerProcess:
-    def __init__(self, settings) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pid_file = settings.state_dir / "worker.pid"
         self.log_file = settings.state_dir / "logs" / "worker.log"
@@ -81,7 +88,7 @@ class WorkerProcess:
                          f"{timeout_s:.0f} s; {procs.log_tail(self.log_file)}")
 
 
-async def pollers(client, settings) -> list[str]:
+async def pollers(client: Client, settings: Settings) -> list[str]:
     """Identities (`pid@host`) of the workers polling workflow tasks on the settings' task queue."""
     from temporalio.api.enums.v1 import TaskQueueType
     from temporalio.api.taskqueue.v1 import TaskQueue
