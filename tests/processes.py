@@ -61,3 +61,12 @@ async def wait_for_poller(client: Client, settings: Settings, proc: subprocess.P
 def cli(settings: Settings, *args: str, stdin: str | None = None, timeout: float = 120, **env: str):
     return subprocess.run([sys.executable, "-m", "hybrid_llm.cli.main", *args], cwd=REPO, input=stdin,
                           env=env_for(settings, **env), capture_output=True, text=True, timeout=timeout)
+
+
+async def acli(settings: Settings, *args: str, stdin: str | None = None, timeout: float = 120, **env: str):
+    """Run the CLI without blocking the event loop (an in-process worker keeps serving meanwhile)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hybrid_llm.cli.main", *args, cwd=REPO, env=env_for(settings, **env),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), timeout)
+    return subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())

@@ -8,6 +8,7 @@ import sys
 import click
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from hybrid_llm.cli.common import CLIError, describe_validation, err_console
 
@@ -62,7 +63,7 @@ def main() -> None:
         if known is None:
             raise
         message, code = known
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     # Short Temporal client processes can crash at interpreter exit (sdk-python#300): leave at once.
     sys.stdout.flush()
     sys.stderr.flush()
