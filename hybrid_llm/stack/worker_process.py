@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
 
 from hybrid_llm.stack import procs
 from hybrid_llm.stack.errors import StackError
@@ -33,6 +36,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = value.expanduser().resolve()
         elif isinstance(value, bool):
             value = "true" if value else "false"
+        elif isinstance(value, (list, tuple, set, dict, BaseModel)):  # complex fields travel as JSON
+            value = json.dumps(value, default=lambda v: v.model_dump(mode="json") if isinstance(v, BaseModel) else str(v))
         env[f"HYBRID_{name.upper()}"] = str(value)
     return env | OFFLINE_ENV
 
