@@ -77,7 +77,8 @@ def _temporal(settings: Settings) -> PartStatus:
     server = TemporalServer.from_settings(settings)
     pid = server.pid()
     if pid is None:
-        busy = "" if procs.port_free(server.port) else f"; port {server.port} is used by {procs.port_holder(server.port)}"
+        busy = ("" if procs.port_free(server.port)
+                else f"; port {server.port} is used by {procs.port_holder(server.port)}")
         return PartStatus(name="temporal", state="stopped", address=address, detail=f"embedded dev server{busy}")
     detail = f"db {_rel(settings, server.db_file)}, log {_rel(settings, server.log_file)}"
     if not server.serving():

@@ -37,9 +37,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
         elif isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, (list, tuple, set, dict, BaseModel)):  # complex fields travel as JSON
-            value = json.dumps(value, default=lambda v: v.model_dump(mode="json") if isinstance(v, BaseModel) else str(v))
+            value = json.dumps(value, default=_jsonable)
         env[f"HYBRID_{name.upper()}"] = str(value)
     return env | OFFLINE_ENV
+
+
+def _jsonable(value: object) -> object:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
 
 
 class WorkerProcess:
