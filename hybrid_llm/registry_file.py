@@ -67,7 +67,7 @@ def load_registry(path: Path | None = None, environ: Mapping[str, str] | None = 
         key_env = entry.get("api_key_env")
         if key_env and not environ.get(key_env) and entry.get("enabled", True):
             entry["enabled"] = False
-            entry["disabled_reason"] = f"set {key_env} to enable this cloud model"
+            entry["disabled_reason"] = f"set {key_env} to enable"
     try:
         return Registry(models=tuple(entries))
     except ValidationError as e:

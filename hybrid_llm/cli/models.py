@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hybrid_llm.cli.common import CLIError, console, run, settings
@@ -30,14 +31,15 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(snapshot.model_dump(mode="json")))
             return
         table = Table(title="LLM pool")
-        for col in ("model", "provider", "where", "capabilities", "loaded", "health", "memory", "in flight"):
-            table.add_column(col)
+        for col in ("model", "provider", "where", "capabilities", "loaded", "memory", "busy"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("health", ratio=1)
         for m in snapshot.models:
             why = m.unavailable_reason()
             table.add_row(m.spec.id, m.spec.provider, "local" if m.spec.local else "cloud",
                           ",".join(c.value for c in m.spec.capabilities), "yes" if m.loaded else "no",
-                          "ok" if why is None else f"[yellow]{why}[/]", f"{m.memory_bytes / 2**20:.0f} MiB",
-                          f"{m.in_flight}/{m.spec.max_concurrency}")
+                          f"{m.memory_bytes / 2**20:.0f} MiB", f"{m.in_flight}/{m.spec.max_concurrency}",
+                          "ok" if why is None else f"[yellow]{escape(why)}[/]")
         console.print(table)
 
 
