@@ -55,3 +55,46 @@ async def test_sigkilled_worker_loses_nothing_and_runs_nothing_twice(client, set
     # 1 s heartbeat timeout + 1 s sticky timeout: far below Temporal's ~14 s default recovery.
     print(f"recovery after SIGKILL: {recovery_s:.2f}s")
     assert recovery_s < 12, f"recovery took {recovery_s:.1f}s"
+
+
+async def test_requests_complete_across_a_temporal_server_restart(tmp_path):
+    """Stop the server with requests in flight, restart it on the same SQLite file: they all complete."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    from domain.requests import RequestResult
+    from hybrid_llm.settings import Settings
+    from hybrid_llm.stack import procs
+    from hybrid_llm.stack.temporal_server import TemporalServer
+    from hybrid_llm.temporal import connect, ensure_search_attributes
+
+    server = TemporalServer(tmp_path / "temporal", procs.free_port(), procs.free_port(), headless=True)
+    server.start()
+    settings = Settings(state_dir=tmp_path / "state", temporal_address=server.address, task_queue="restart",
+                        models_file=write_registry(tmp_path / "models.toml", scripted_entry("slow", delay_ms=2500)))
+    worker = None
+    try:
+        client = await connect(settings)
+        await ensure_search_attributes(client, settings.temporal_namespace)
+        worker = start_worker(settings, tmp_path / "worker.log")
+        await wait_for_poller(client, settings, worker)
+        handles = await asyncio.gather(*(ask(client, settings, f"q{i}") for i in range(5)))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            pending = [len((await h.describe()).raw_description.pending_activities) for h in handles]
+            if all(pending):
+                break
+            await asyncio.sleep(0.05)
+        assert server.stop()  # requests are mid-activity on the worker
+        server.start()
+        client = await connect(settings)
+        fresh = [client.get_workflow_handle(h.id, result_type=RequestResult) for h in handles]
+        results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in fresh)), 90)
+        assert [r.answer for r in results] == [f"scripted answer to: q{i}" for i in range(5)]
+        for h in handles:
+            assert (await client.get_workflow_handle(h.id).describe()).status == WorkflowExecutionStatus.COMPLETED
+        assert worker.poll() is None, "the worker reconnects by itself and keeps running"
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            worker.wait(10)
+        server.stop()
