@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.embeddings import Embedder
 from activities.llm import LLMActivities
 from activities.llm_pool import LLMPool
+from activities.routing import RoutingActivities
 from domain.registry import Registry
 from hybrid_llm.registry_file import load_registry
 from hybrid_llm.settings import Settings
@@ -28,14 +31,16 @@ def build_pool(settings: Settings, registry: Registry | None = None) -> LLMPool:
     return LLMPool(registry or load_registry(settings.models_file), cooldown_s=settings.model_cooldown_s)
 
 
-def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: str | None = None) -> Worker:
+def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: str | None = None,
+                 embedder: Embedder | None = None) -> Worker:
     llm = LLMActivities(pool)
+    routing = RoutingActivities(embedder or Embedder())
     local_slots = 4
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=llm.all(),
+        activities=[*llm.all(), routing.similarity],
         # Every activity is sync (blocking work): one thread per running activity, never more accepted
         # than there are threads, so an accepted task never sits un-heartbeated in a queue.
         activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),
@@ -51,11 +56,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     pool = build_pool(settings)
+    embedder = Embedder()
+    if settings.router_embeddings:  # load in the background so the worker starts polling at once
+        threading.Thread(target=embedder.encode, args=(["warm up"],), daemon=True, name="embedder-load").start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with build_worker(client, settings, pool):
+    async with build_worker(client, settings, pool, embedder=embedder):
         log.info("worker polling %s on %s (models: %s)", settings.task_queue, settings.temporal_target,
                  ", ".join(m.id for m in pool.registry.models))
         await stop.wait()

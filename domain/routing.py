@@ -53,6 +53,15 @@ class TaskClassification(BaseModel):
     reasons: list[str]
 
 
+class SimilarityRequest(BaseModel):
+    text: str
+
+
+class SimilarityResult(BaseModel):
+    best: dict[Capability, float] = Field(description="Best cosine similarity to each capability's examples.")
+    scores: dict[Capability, float] = Field(description="Evidence 0..1 per specialist capability for classify().")
+
+
 class RoutingDecision(BaseModel):
     task_type: Capability
     candidates: list[str] = Field(description="Available models, best first; the first is tried first.")

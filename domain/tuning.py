@@ -8,3 +8,4 @@ class Tuning(BaseModel):
     llm_start_to_close_s: float = Field(default=600.0, gt=0)
     llm_max_attempts: int = Field(default=3, ge=1)
     retry_initial_interval_s: float = Field(default=0.2, gt=0)
+    router_embeddings: bool = False

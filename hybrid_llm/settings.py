@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(default=3, ge=1)
     model_cooldown_s: float = Field(default=60.0, ge=0)
     worker_threads: int = Field(default=16, ge=1)
+    # Routing: add MiniLM embedding similarity to the rules (~5 s model load once, then a few ms per request).
+    router_embeddings: bool = False
     sticky_queue_timeout_s: float = Field(default=1.0, gt=0, description="How soon a dead worker's cached "
                                           "workflows move to other workers.")
 

@@ -74,8 +74,8 @@ def run_worker(client: Client, settings: Settings) -> Callable:
     """`async with run_worker(pool): ...` runs a worker for this test's task queue."""
 
     @asynccontextmanager
-    async def _run(pool: LLMPool, task_queue: str | None = None) -> AsyncIterator[Worker]:
-        worker = build_worker(client, settings, pool, task_queue=task_queue)
+    async def _run(pool: LLMPool, task_queue: str | None = None, embedder=None) -> AsyncIterator[Worker]:
+        worker = build_worker(client, settings, pool, task_queue=task_queue, embedder=embedder)
         async with worker:
             yield worker
 
@@ -165,3 +165,11 @@ def llama_server() -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The MiniLM embedder from PyPI, loaded once per session."""
+    from activities.embeddings import Embedder
+
+    return Embedder()

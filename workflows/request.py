@@ -17,11 +17,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
+    from activities.routing import RoutingActivities
     from domain.llm import Completion, CompletionRequest, LoadResult, ModelFailure, ModelRef, PoolCommand
     from domain.pool import PoolSnapshot
     from domain.requests import (Attempt, ChatMessage, Progress, RequestInput, RequestResult, Timings, Usage,
                                  UserRequest)
-    from domain.routing import RoutingDecision, classify, route
+    from domain.routing import RoutingDecision, SimilarityRequest, classify, route
     from domain.tuning import Tuning
     from workflows.search_attributes import MODEL, TASK_TYPE
 
@@ -60,7 +61,7 @@ class RequestWorkflow:
             raise ApplicationError(f"unknown model {request.model!r}; known models: {known}",
                                    type="UnknownModel", non_retryable=True)
 
-        classification = classify(request.prompt)
+        classification = classify(request.prompt, await self._similarity(request.prompt, tuning))
         excluded: dict[str, str] = {}
         decisions: list[RoutingDecision] = []
         attempts: list[Attempt] = []
@@ -115,6 +116,19 @@ class RequestWorkflow:
         workflow.upsert_memo({"routing": [d.model_dump(mode="json") for d in decisions]})
         workflow.upsert_search_attributes([TASK_TYPE.value_set(last.task_type.value),
                                            MODEL.value_set(last.chosen or "none")])
+
+    async def _similarity(self, prompt: str, tuning: Tuning) -> dict | None:
+        """Embedding evidence for the classifier when enabled; rules alone if it is off or fails."""
+        if not tuning.router_embeddings:
+            return None
+        try:
+            result = await workflow.execute_local_activity_method(
+                RoutingActivities.similarity, SimilarityRequest(text=prompt),
+                start_to_close_timeout=timedelta(seconds=60), retry_policy=RetryPolicy(maximum_attempts=1))
+        except ActivityError as e:
+            workflow.logger.warning("embedding similarity unavailable, routing by rules: %s", _cause(e))
+            return None
+        return result.scores
 
     async def _pool_status(self) -> PoolSnapshot:
         return await workflow.execute_local_activity_method(
