@@ -24,7 +24,10 @@ def resolve_model_path(spec: str, base: Path) -> str:
     """`pypi:<module>/<file>` -> the file inside that installed package (never imported)."""
     if spec.startswith("pypi:"):
         module, _, name = spec[len("pypi:"):].partition("/")
-        found = importlib.util.find_spec(module)
+        try:
+            found = importlib.util.find_spec(module)
+        except ModuleNotFoundError:  # a dotted name whose parent package is missing
+            found = None
         if found is None or not found.submodule_search_locations:
             # Keep a readable path; the pool reports it as missing with an install hint.
             return f"<package {module} is not installed>/{name}"
@@ -48,7 +51,9 @@ def _entries(path: Path) -> list[dict[str, Any]]:
     if not isinstance(models, list):
         raise RegistryError(f"model registry {path}: 'models' must be an array of tables ([[models]])")
     entries = []
-    for entry in models:
+    for i, entry in enumerate(models):
+        if not isinstance(entry, dict):
+            raise RegistryError(f"model registry {path}: models[{i}] must be a table ([[models]]), not {entry!r}")
         entry = dict(entry)
         if isinstance(entry.get("path"), str):
             entry["path"] = resolve_model_path(entry["path"], path.parent)
@@ -57,6 +62,16 @@ def _entries(path: Path) -> list[dict[str, Any]]:
         own = {e.get("id") for e in entries}
         entries = [e for e in _entries(DEFAULT_REGISTRY) if e.get("id") not in own] + entries
     return entries
+
+
+def _where(loc: tuple, entries: list[dict[str, Any]]) -> str:
+    """`models.3.capabilities.0` -> `model 'x' capabilities.0: ` (an index alone would count included defaults)."""
+    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+        model_id = entries[loc[1]].get("id")
+        where = f"model {model_id!r}" if isinstance(model_id, str) else f"models[{loc[1]}]"
+        field = ".".join(str(p) for p in loc[2:])
+        return f"{where} {field}: " if field else f"{where}: "
+    return f"{'.'.join(str(p) for p in loc)}: " if loc else ""
 
 
 def load_registry(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Registry:
@@ -71,5 +86,5 @@ def load_registry(path: Path | None = None, environ: Mapping[str, str] | None = 
     try:
         return Registry(models=tuple(entries))
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(f"{_where(err['loc'], entries)}{err['msg']}" for err in e.errors())
         raise RegistryError(f"model registry {path} is invalid: {problems}") from None

@@ -7,6 +7,7 @@ named by `HYBRID_CONFIG_FILE` (default `./hybrid.toml` when it exists), then the
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -67,7 +68,15 @@ class Settings(BaseSettings):
         if config_file is not None:
             if not config_file.is_file():
                 raise ValueError(f"HYBRID_CONFIG_FILE={config_file} does not exist")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            try:
+                toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file)
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"config file {config_file} is not valid TOML: {e}") from None
+            # A mistyped key would otherwise be ignored silently (temporal_adress -> an embedded server starts).
+            unknown = sorted(set(toml.toml_data) - set(settings_cls.model_fields))
+            if unknown:
+                raise ValueError(f"config file {config_file}: unknown setting(s): {', '.join(unknown)}")
+            sources.append(toml)
         return tuple(sources)
 
     @model_validator(mode="after")
