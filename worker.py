@@ -15,9 +15,15 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import sqlalchemy as sa
+
+from activities.db import make_engine
 from activities.embeddings import Embedder
 from activities.llm import LLMActivities
 from activities.llm_pool import LLMPool
+from activities.lockdown import LockdownActivities
+from activities.lockdown_gate import LockdownGate
+from activities.lockdown_store import LockdownStore
 from activities.routing import RoutingActivities
 from domain.registry import Registry
 from hybrid_llm.registry_file import load_registry
@@ -32,15 +38,19 @@ def build_pool(settings: Settings, registry: Registry | None = None) -> LLMPool:
 
 
 def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: str | None = None,
-                 embedder: Embedder | None = None) -> Worker:
-    llm = LLMActivities(pool)
+                 embedder: Embedder | None = None, engine: sa.Engine | None = None) -> Worker:
+    task_queue = task_queue or settings.task_queue
+    store = LockdownStore(engine or make_engine(settings.effective_database_url))
+    llm = LLMActivities(pool, LockdownGate(store))
     routing = RoutingActivities(embedder or Embedder())
+    lockdown = LockdownActivities(store, client, task_queue)
     local_slots = 4
     return Worker(
         client,
-        task_queue=task_queue or settings.task_queue,
+        task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[*llm.all(), routing.similarity],
+        activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
+                    lockdown.broadcast, lockdown.alert],
         # Every activity is sync (blocking work): one thread per running activity, never more accepted
         # than there are threads, so an accepted task never sits un-heartbeated in a queue.
         activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),

@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.llm_pool import LLMPool
+from activities.lockdown_gate import LockdownGate
 from activities.providers import ProviderError
 from domain.llm import (
     Completion,
@@ -40,8 +41,9 @@ def _as_application_error(e: ProviderError) -> ApplicationError:
 
 
 class LLMActivities:
-    def __init__(self, pool: LLMPool, heartbeat_every_s: float = 0.25) -> None:
+    def __init__(self, pool: LLMPool, gate: LockdownGate, heartbeat_every_s: float = 0.25) -> None:
         self.pool = pool
+        self.gate = gate
         self._every = heartbeat_every_s
         self._calls = ThreadPoolExecutor(thread_name_prefix="llm-call")
 
@@ -59,6 +61,7 @@ class LLMActivities:
 
     @activity.defn(name="llm.load")
     def load(self, ref: ModelRef) -> LoadResult:
+        self.gate.check(f"loading {ref.model_id}")
         try:
             load_ms, _ = self._run_heartbeating(lambda: self.pool.ensure_loaded(ref.model_id))
         except ProviderError as e:
@@ -101,6 +104,7 @@ class LLMActivities:
 
     @activity.defn(name="llm.complete")
     def complete(self, req: CompletionRequest) -> Completion:
+        self.gate.check(f"an LLM call to {req.model_id}")
         try:
             load_ms, _ = self._run_heartbeating(lambda: self.pool.ensure_loaded(req.model_id))
             with self.pool.in_flight(req.model_id, wait=_heartbeat) as provider:

@@ -9,3 +9,5 @@ class Tuning(BaseModel):
     llm_max_attempts: int = Field(default=3, ge=1)
     retry_initial_interval_s: float = Field(default=0.2, gt=0)
     router_embeddings: bool = False
+    lockdown_poll_s: float = Field(default=30.0, gt=0, description="How often a paused workflow re-reads the "
+                                   "lockdown state in case it missed the release signal.")

@@ -13,11 +13,12 @@ from temporalio.service import RetryConfig
 
 from hybrid_llm.settings import Settings
 from workflows import search_attributes
+from workflows.lockdown import LockdownWorkflow
 from workflows.pool import PoolWorkflow
 from workflows.request import RequestWorkflow
 
 DATA_CONVERTER = pydantic_data_converter
-WORKFLOWS = [RequestWorkflow, PoolWorkflow]
+WORKFLOWS = [RequestWorkflow, PoolWorkflow, LockdownWorkflow]
 
 
 class TemporalUnavailable(RuntimeError):
@@ -41,7 +42,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Register our search attributes (idempotent; works on the dev server and a real cluster)."""
     svc = client.operator_service
     existing = await svc.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
-    missing = {k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in search_attributes.ALL
+    missing = {k.name: IndexedValueType.ValueType(int(k.indexed_value_type)) for k in search_attributes.ALL
                if k.name not in existing.custom_attributes}
     if missing:
         await svc.add_search_attributes(AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))

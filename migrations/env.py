@@ -13,8 +13,9 @@ config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-# Later revisions may set this to the models' MetaData to enable `alembic revision --autogenerate`.
-target_metadata = None
+from activities.db.models import Base  # noqa: E402  (the schema the revisions build; for --autogenerate)
+
+target_metadata = Base.metadata
 
 
 def database_url() -> str:

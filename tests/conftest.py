@@ -58,9 +58,18 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, temporal_target: str, task_queue: str) -> Settings:
+def settings(tmp_path: Path, temporal_target: str, task_queue: str, postgres_url: str) -> Settings:
     return Settings(state_dir=tmp_path / "state", temporal_address=temporal_target, task_queue=task_queue,
-                    model_cooldown_s=30.0)
+                    database_url=postgres_url, model_cooldown_s=30.0)
+
+
+@pytest.fixture(scope="session")
+def engine(postgres_url: str):
+    from activities.db import make_engine
+
+    engine = make_engine(postgres_url)
+    yield engine
+    engine.dispose()
 
 
 def scripted(model_id: str, caps: tuple[str, ...] = ("general", "code", "security"), local: bool = True,
@@ -70,12 +79,12 @@ def scripted(model_id: str, caps: tuple[str, ...] = ("general", "code", "securit
 
 
 @pytest.fixture
-def run_worker(client: Client, settings: Settings) -> Callable:
+def run_worker(client: Client, settings: Settings, engine) -> Callable:
     """`async with run_worker(pool): ...` runs a worker for this test's task queue."""
 
     @asynccontextmanager
     async def _run(pool: LLMPool, task_queue: str | None = None, embedder=None) -> AsyncIterator[Worker]:
-        worker = build_worker(client, settings, pool, task_queue=task_queue, embedder=embedder)
+        worker = build_worker(client, settings, pool, task_queue=task_queue, embedder=embedder, engine=engine)
         async with worker:
             yield worker
 

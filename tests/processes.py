@@ -28,6 +28,8 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     })
     if settings.models_file:
         env["HYBRID_MODELS_FILE"] = str(settings.models_file)
+    if settings.database_url:
+        env["HYBRID_DATABASE_URL"] = settings.database_url
     env.update(extra)
     return env
 

@@ -57,7 +57,7 @@ async def test_sigkilled_worker_loses_nothing_and_runs_nothing_twice(client, set
     assert recovery_s < 12, f"recovery took {recovery_s:.1f}s"
 
 
-async def test_requests_complete_across_a_temporal_server_restart(tmp_path):
+async def test_requests_complete_across_a_temporal_server_restart(tmp_path, postgres_url):
     """Stop the server with requests in flight, restart it on the same SQLite file: they all complete."""
     from temporalio.client import WorkflowExecutionStatus
 
@@ -70,6 +70,7 @@ async def test_requests_complete_across_a_temporal_server_restart(tmp_path):
     server = TemporalServer(tmp_path / "temporal", procs.free_port(), procs.free_port(), headless=True)
     server.start()
     settings = Settings(state_dir=tmp_path / "state", temporal_address=server.address, task_queue="restart",
+                        database_url=postgres_url,
                         models_file=write_registry(tmp_path / "models.toml", scripted_entry("slow", delay_ms=2500)))
     worker = None
     try:

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
                                  UserRequest)
     from domain.routing import RoutingDecision, SimilarityRequest, classify, route
     from domain.tuning import Tuning
+    from workflows.pausable import Pausable
     from workflows.search_attributes import MODEL, TASK_TYPE
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
@@ -36,12 +37,15 @@ def _cause(e: ActivityError) -> str:
 
 
 @workflow.defn(name="RequestWorkflow")
-class RequestWorkflow:
+class RequestWorkflow(Pausable):
     def __init__(self) -> None:
+        super().__init__()
         self._progress = Progress(stage="received")
 
     @workflow.query(name="progress")
     def progress(self) -> Progress:
+        if self.paused:
+            return Progress(stage="paused", model=self._progress.model)
         return self._progress
 
     @workflow.run
@@ -53,7 +57,9 @@ class RequestWorkflow:
             raise ApplicationError(f"invalid request: {e.errors(include_url=False)}", type="InvalidRequest",
                                    non_retryable=True) from None
         request, tuning = inp.request, inp.tuning
+        self.lockdown_poll = timedelta(seconds=tuning.lockdown_poll_s)
 
+        await self.checkpoint()
         self._progress = Progress(stage="routing")
         snapshot = await self._pool_status()
         if request.model is not None and snapshot.get(request.model) is None:
@@ -80,10 +86,10 @@ class RequestWorkflow:
             try:
                 if not status.loaded:
                     self._progress = Progress(stage="loading", model=model_id)
-                    loaded = await self._load(model_id, tuning)
+                    loaded = await self.guarded(lambda: self._load(model_id, tuning))
                     load_ms += loaded.load_ms
                 self._progress = Progress(stage="generating", model=model_id)
-                completion = await self._complete(request, model_id, tuning)
+                completion = await self.guarded(lambda: self._complete(request, model_id, tuning))
             except ActivityError as e:
                 error = _cause(e)
                 attempts.append(Attempt(model=model_id, ok=False, error=error))

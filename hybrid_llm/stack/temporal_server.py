@@ -27,7 +27,7 @@ def _search_attribute_args() -> list[str]:
 
     args: list[str] = []
     for key in search_attributes.ALL:
-        args += ["--search-attribute", f"{key.name}=Keyword"]
+        args += ["--search-attribute", f"{key.name}={search_attributes.cli_type(key)}"]
     return args
 
 

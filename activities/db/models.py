@@ -1,0 +1,66 @@
+"""Tables (SQLAlchemy 2). Alembic revisions in migrations/ create them; keep the two in step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LockdownStateRow(Base):
+    """The gate's source of truth: one row, written by the lockdown controller before it acknowledges."""
+
+    __tablename__ = "lockdown_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=1)
+    locked: Mapped[bool] = mapped_column(default=False)
+    epoch: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    trigger: Mapped[str | None] = mapped_column(sa.String(64))
+    actor: Mapped[str | None] = mapped_column(sa.String(200))
+    changed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    __table_args__ = (sa.CheckConstraint("id = 1", name="lockdown_state_singleton"),)
+
+
+class LockdownSecretRow(Base):
+    """The release secret, only as a salted scrypt hash."""
+
+    __tablename__ = "lockdown_secret"
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=1)
+    salt: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    hash: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    n: Mapped[int]
+    r: Mapped[int]
+    p: Mapped[int]
+    set_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    __table_args__ = (sa.CheckConstraint("id = 1", name="lockdown_secret_singleton"),)
+
+
+class ReleaseAttemptRow(Base):
+    __tablename__ = "lockdown_release_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now(), index=True)
+    epoch: Mapped[int] = mapped_column(sa.BigInteger)
+    ok: Mapped[bool]
+    actor: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class PermissionFailureRow(Base):
+    """Every denied permission request, counted per model and globally for the lockdown trigger."""
+
+    __tablename__ = "permission_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now(), index=True)
+    model_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    operation: Mapped[str] = mapped_column(sa.String(16))
+    target: Mapped[str | None] = mapped_column(sa.Text)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    workflow_id: Mapped[str | None] = mapped_column(sa.String(256))
