@@ -186,12 +186,12 @@ def _check_characters(raw: str) -> None:
 def _check_syntax(raw: str) -> None:
     if "\\" in raw:
         raise UnsafePath("backslash", "backslash in path (use '/'; '\\' is a separator on Windows)")
-    if m := _PERCENT_VAR.search(raw):
-        raise UnsafePath("variable", f"environment variable {m.group()!r}")
     if m := _PERCENT.search(raw):
         decoded = _percent_decode(raw)
         raise UnsafePath("encoded", f"percent-encoded sequence {m.group()!r} (paths are not URLs; "
                                     f"decodes to {decoded!r})")
+    if m := _PERCENT_VAR.search(raw):
+        raise UnsafePath("variable", f"environment variable {m.group()!r}")
     if m := _ENTITY.search(raw):
         raise UnsafePath("encoded", f"character reference {m.group()!r}")
     if m := _SHELL_VAR.search(raw):

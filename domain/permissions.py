@@ -160,7 +160,7 @@ def _rule(operations: Iterable[str], name: str, description: str, **kw: Any) -> 
 
 DEFAULT_MODEL_RULES = ActorRules(rules=(
     _rule(["read"], "model-read-areas", "models read downloads/, uploads/ and rag/",
-          paths=("downloads/**", "uploads/**", "rag/**")),
+          paths=("downloads", "downloads/**", "uploads", "uploads/**", "rag", "rag/**")),
     _rule(["write", "delete"], "model-write-downloads", "models write and delete inside downloads/",
           paths=("downloads/**",)),
 ))
