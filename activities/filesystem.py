@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.paths import SafePath, safe_path, zone_of
+from domain.paths import PathRejection, SafePath, parse_path, safe_path, zone_of
 from domain.permissions import (
     FILE_OPERATIONS,
     Actor,
@@ -90,8 +90,9 @@ class PlatformFiles:
     def check(self, actor: Actor | str, op: Operation | str, raw_path: object, policy: PermissionPolicy, locked: bool,
               *, model_id: str | None = None, capabilities: Sequence[Capability] = ()) -> PermissionDecision:
         """May `actor` do `op` on `raw_path`? Path syntax, then the policy, then where the path really leads."""
-        if not isinstance(raw_path, str):
-            return PermissionDecision(decision="deny", reason="invalid input: the path must be a string", rule="path")
+        parsed = parse_path(raw_path)  # first: some strings (lone surrogates) cannot even travel in a request
+        if isinstance(parsed, PathRejection):
+            return PermissionDecision(decision="deny", reason=f"unsafe path: {parsed.reason}", rule="path")
         request = PermissionRequest(actor=Actor(actor), operation=Operation(op), path=raw_path, model_id=model_id,
                                     capabilities=tuple(capabilities))
         return self.check_request(request, policy, locked=locked)
