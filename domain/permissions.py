@@ -67,6 +67,8 @@ def _pattern_parts(pattern: str) -> tuple[tuple[str, ...], bool]:
     if pattern == "**":
         return (), True
     inside = pattern.endswith("/**")
+    if "*" in (pattern[:-3] if inside else pattern):
+        raise ValueError(f"path pattern {pattern!r}: only '**' and 'dir/**' are wildcards")
     return safe_path(pattern[:-3] if inside else pattern).parts, inside
 
 
@@ -300,7 +302,8 @@ def decide(policy: PermissionPolicy, request: PermissionRequest, *, locked: bool
     effect = policy.for_actor(actor).unmatched.get(op, Effect.DENY)
     who = f"model {request.model_id}" if actor == Actor.MODEL and request.model_id else actor.value
     reason = f"no rule lets {who} {_what(request, path)}"
-    reason += " (outside the whitelist: denied by default)" if effect == Effect.DENY else f" ({effect.value} by default)"
+    reason += (" (outside the whitelist: denied by default)" if effect == Effect.DENY
+               else f" ({effect.value} by default)")
     return PermissionDecision(decision=effect.value, reason=reason, rule="unmatched",
                               path=path.posix if path else None)
 

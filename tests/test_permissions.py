@@ -205,6 +205,7 @@ def test_malformed_requests_are_denied_not_raised():
     {"model": {"rules": [{"operations": ["network"]}]}},  # network rule without hosts
     {"model": {"rules": [{"operations": ["read"], "paths": ["../**"]}]}},
     {"model": {"rules": [{"operations": ["read"], "paths": ["/etc/**"]}]}},
+    {"model": {"rules": [{"operations": ["read"], "paths": ["downloads/*"]}]}},
     {"model": {"rules": [{"operations": ["network"], "hosts": ["http://x"]}]}},
     {"model": {"rules": [{"operations": ["fly"], "paths": ["**"]}]}},
     {"capabilities": {"poetry": [{"operations": ["sandbox"]}]}},
