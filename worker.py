@@ -40,8 +40,8 @@ def build_pool(settings: Settings, registry: Registry | None = None) -> LLMPool:
 def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: str | None = None,
                  embedder: Embedder | None = None, engine: sa.Engine | None = None) -> Worker:
     task_queue = task_queue or settings.task_queue
-    store = LockdownStore(engine or make_engine(settings.effective_database_url))
-    llm = LLMActivities(pool, LockdownGate(store))
+    store = LockdownStore(engine or make_engine(settings.effective_database_url), scope=task_queue)
+    llm = LLMActivities(pool, LockdownGate(store), max_concurrent=settings.worker_threads)
     routing = RoutingActivities(embedder or Embedder())
     lockdown = LockdownActivities(store, client, task_queue)
     local_slots = 4
@@ -59,6 +59,8 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         # A dead worker's sticky tasks move to the shared queue quickly (Temporal's default is 10 s).
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_queue_timeout_s),
         graceful_shutdown_timeout=timedelta(seconds=5),
+        # Send heartbeats at 1/4 of the timeout (the SDK's default, 80%, leaves too little slack under load).
+        max_heartbeat_throttle_interval=timedelta(seconds=settings.llm_heartbeat_timeout_s / 4),
     )
 
 

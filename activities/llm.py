@@ -6,6 +6,7 @@ while the activity thread heartbeats, so a dead worker is noticed within the hea
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,7 @@ from domain.llm import (
     PoolCommand,
 )
 from domain.pool import PoolSnapshot
+from domain.requests import ChatMessage
 
 T = TypeVar("T")
 
@@ -41,14 +43,31 @@ def _as_application_error(e: ProviderError) -> ApplicationError:
 
 
 class LLMActivities:
-    def __init__(self, pool: LLMPool, gate: LockdownGate, heartbeat_every_s: float = 0.25) -> None:
+    def __init__(self, pool: LLMPool, gate: LockdownGate, max_concurrent: int = 16,
+                 heartbeat_every_s: float = 0.25) -> None:
         self.pool = pool
         self.gate = gate
         self._every = heartbeat_every_s
-        self._calls = ThreadPoolExecutor(thread_name_prefix="llm-call")
+        # One call thread per concurrent activity (and spare): a call never queues for a thread, so an
+        # admitted call starts at once and no activity waits un-heartbeated.
+        self._calls = ThreadPoolExecutor(max_workers=max_concurrent * 2, thread_name_prefix="llm-call")
 
     def _run_heartbeating(self, fn: Callable[[], T]) -> T:
-        future: Future[T] = self._calls.submit(fn)
+        return self._wait(self._calls.submit(fn))
+
+    def _start(self, fn: Callable[..., T], *args) -> Future[T]:
+        """Submit and return only once `fn` is running: inside a gate admission, "admitted" means "started"."""
+        running = threading.Event()
+
+        def run() -> T:
+            running.set()
+            return fn(*args)
+
+        future = self._calls.submit(run)
+        running.wait()
+        return future
+
+    def _wait(self, future: Future[T]) -> T:
         while True:
             try:
                 return future.result(timeout=self._every)
@@ -61,9 +80,10 @@ class LLMActivities:
 
     @activity.defn(name="llm.load")
     def load(self, ref: ModelRef) -> LoadResult:
-        self.gate.check(f"loading {ref.model_id}")
         try:
-            load_ms, _ = self._run_heartbeating(lambda: self.pool.ensure_loaded(ref.model_id))
+            with self.gate.admit(f"loading {ref.model_id}"):
+                started = self._start(self.pool.ensure_loaded, ref.model_id)
+            load_ms, _ = self._wait(started)
         except ProviderError as e:
             if e.kind == "ModelUnavailable":
                 self.pool.mark_health(ref.model_id, str(e))
@@ -88,11 +108,12 @@ class LLMActivities:
             status = self.pool.status(ref.model_id)
             if not status.spec.enabled:
                 return HealthResult(model_id=ref.model_id, healthy=False, detail=status.unavailable_reason())
-            self._run_heartbeating(lambda: self.pool.ensure_loaded(ref.model_id))
-            from domain.requests import ChatMessage
-
             with self.pool.in_flight(ref.model_id, wait=_heartbeat) as provider:
-                self._run_heartbeating(lambda: provider.complete([ChatMessage(role="user", content="ping")], 1, 0.0))
+                ping = CompletionRequest(model_id=ref.model_id, messages=[ChatMessage(role="user", content="ping")],
+                                         max_tokens=1, temperature=0.0)
+                with self.gate.admit(f"a health check of {ref.model_id}"):
+                    started = self._start(self._load_and_complete, provider, ping)
+                self._wait(started)
         except ProviderError as e:
             if e.kind == "UnknownModel":
                 raise _as_application_error(e) from None
@@ -104,14 +125,13 @@ class LLMActivities:
 
     @activity.defn(name="llm.complete")
     def complete(self, req: CompletionRequest) -> Completion:
-        self.gate.check(f"an LLM call to {req.model_id}")
         try:
-            load_ms, _ = self._run_heartbeating(lambda: self.pool.ensure_loaded(req.model_id))
             with self.pool.in_flight(req.model_id, wait=_heartbeat) as provider:
                 t0 = time.perf_counter()
-                out = self._run_heartbeating(
-                    lambda: provider.complete(req.messages, req.max_tokens, req.temperature))
-                inference_ms = (time.perf_counter() - t0) * 1000
+                with self.gate.admit(f"an LLM call to {req.model_id}"):
+                    started = self._start(self._load_and_complete, provider, req)
+                load_ms, out = self._wait(started)
+                inference_ms = (time.perf_counter() - t0) * 1000 - load_ms
         except ProviderError as e:
             if e.kind == "ModelUnavailable":
                 self.pool.mark_health(req.model_id, str(e))
@@ -120,6 +140,10 @@ class LLMActivities:
         return Completion(model_id=req.model_id, text=out.text, prompt_tokens=out.prompt_tokens,
                           completion_tokens=out.completion_tokens, load_ms=round(load_ms, 1),
                           inference_ms=round(inference_ms, 1))
+
+    def _load_and_complete(self, provider, req: CompletionRequest):
+        load_ms, _ = self.pool.ensure_loaded(req.model_id)
+        return load_ms, provider.complete(req.messages, req.max_tokens, req.temperature)
 
     @activity.defn(name="llm.report_failure")
     def report_failure(self, failure: ModelFailure) -> PoolSnapshot:

@@ -11,13 +11,13 @@ from temporalio.service import RPCError
 
 from activities.lockdown_store import LockdownStore
 from domain.lockdown import (
-    CONTROLLER_ID,
     CONTROLLER_WORKFLOW,
     PAUSABLE_WORKFLOWS,
     EngageRequest,
     LockdownSignal,
     LockdownState,
     ReleaseCheck,
+    controller_id,
 )
 
 
@@ -43,7 +43,7 @@ class LockdownActivities:
     async def broadcast(self, signal: LockdownSignal) -> int:
         """Signal every running pausable workflow; returns how many were reached."""
         types = " OR ".join(f"WorkflowType = '{t}'" for t in PAUSABLE_WORKFLOWS)
-        query = f"ExecutionStatus = 'Running' AND ({types})"
+        query = f"ExecutionStatus = 'Running' AND TaskQueue = '{self.task_queue}' AND ({types})"
         limit = asyncio.Semaphore(64)
         reached = 0
 
@@ -72,7 +72,7 @@ class LockdownActivities:
 
 async def engage(client: Client, task_queue: str, request: EngageRequest) -> LockdownState:
     """Engage through the controller (its `engage` update), starting it if needed; returns once the gate is shut."""
-    start = WithStartWorkflowOperation(CONTROLLER_WORKFLOW, None, id=CONTROLLER_ID, task_queue=task_queue,
+    start = WithStartWorkflowOperation(CONTROLLER_WORKFLOW, None, id=controller_id(task_queue), task_queue=task_queue,
                                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     return await client.execute_update_with_start_workflow("engage", request, start_workflow_operation=start,
                                                            result_type=LockdownState)

@@ -6,10 +6,14 @@ import os
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from activities.db.models import LockdownSecretRow, LockdownStateRow, ReleaseAttemptRow
 from domain.lockdown import MIN_SECRET_CHARS, LockdownState, SecretParams, secret_hash, token_matches
+
+
+_LOCK_NAMESPACE = 0x4C4B  # advisory lock class "LK"
 
 
 class SecretError(ValueError):
@@ -17,16 +21,28 @@ class SecretError(ValueError):
 
 
 class LockdownStore:
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
+    """One deployment's lockdown state (`scope` = its task queue); the secret is shared by the database."""
 
-    def read(self) -> LockdownState:
-        with Session(self.engine) as s:
-            row = s.get(LockdownStateRow, 1)
-            if row is None:
-                return LockdownState()
-            return LockdownState(locked=row.locked, epoch=row.epoch, reason=row.reason, trigger=row.trigger,
-                                 actor=row.actor, changed_at=row.changed_at)
+    def __init__(self, engine: sa.Engine, scope: str) -> None:
+        self.engine = engine
+        self.scope = scope
+
+    def lock(self, session: Session, exclusive: bool) -> None:
+        """This scope's advisory lock, held to the end of the transaction. Heavyweight locks queue fairly:
+        once an exclusive request waits, later shared requests wait behind it (row locks would let a steady
+        stream of shared lockers starve an engage)."""
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        session.execute(sa.text(f"SELECT {fn}(:ns, hashtext(:scope))"), {"ns": _LOCK_NAMESPACE, "scope": self.scope})
+
+    def read(self, session: Session | None = None) -> LockdownState:
+        if session is None:
+            with Session(self.engine) as s:
+                return self.read(s)
+        row = session.get(LockdownStateRow, self.scope)
+        if row is None:
+            return LockdownState()
+        return LockdownState(locked=row.locked, epoch=row.epoch, reason=row.reason, trigger=row.trigger,
+                             actor=row.actor, changed_at=row.changed_at)
 
     def write(self, state: LockdownState) -> None:
         """Persist the state; an older epoch never overwrites a newer one (idempotent under retries)."""
@@ -34,10 +50,13 @@ class LockdownStore:
                       trigger=state.trigger.value if state.trigger else None, actor=state.actor,
                       changed_at=state.changed_at)
         with Session(self.engine) as s, s.begin():
-            row = s.get(LockdownStateRow, 1, with_for_update=True)
-            if row is None:
-                s.add(LockdownStateRow(id=1, **values))
-            elif row.epoch <= state.epoch:
+            # The exclusive lock waits for gate admissions in progress (they hold the shared lock until their
+            # side effect has started), so once this commits nothing is admitted on the old state.
+            self.lock(s, exclusive=True)
+            s.execute(pg_insert(LockdownStateRow).values(scope=self.scope, locked=False, epoch=0)
+                      .on_conflict_do_nothing(index_elements=["scope"]))
+            row = s.get(LockdownStateRow, self.scope)
+            if row.epoch <= state.epoch:
                 for k, v in values.items():
                     setattr(row, k, v)
 
@@ -74,12 +93,13 @@ class LockdownStore:
         with Session(self.engine) as s, s.begin():
             row = s.get(LockdownSecretRow, 1)
             ok = row is not None and token_matches(row.hash, epoch, token)
-            s.add(ReleaseAttemptRow(epoch=epoch, ok=ok, actor=actor[:200]))
+            s.add(ReleaseAttemptRow(scope=self.scope, epoch=epoch, ok=ok, actor=actor[:200]))
         return ok
 
     def release_attempts(self, epoch: int) -> list[tuple[datetime, bool, str | None]]:
         with Session(self.engine) as s:
-            rows = s.scalars(sa.select(ReleaseAttemptRow).where(ReleaseAttemptRow.epoch == epoch)
+            rows = s.scalars(sa.select(ReleaseAttemptRow)
+                             .where(ReleaseAttemptRow.scope == self.scope, ReleaseAttemptRow.epoch == epoch)
                              .order_by(ReleaseAttemptRow.id))
             return [(r.at, r.ok, r.actor) for r in rows]
 

@@ -15,8 +15,14 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-CONTROLLER_ID = "lockdown-controller"
 CONTROLLER_WORKFLOW = "LockdownWorkflow"
+
+
+def controller_id(scope: str) -> str:
+    """One controller per deployment; a deployment (its `scope`) is its task queue."""
+    return f"lockdown-{scope}"
+
+
 # Workflows that pause on the `lockdown` signal (each has the handler).
 PAUSABLE_WORKFLOWS = ("RequestWorkflow", "PermissionWorkflow")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1

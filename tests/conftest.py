@@ -67,7 +67,7 @@ def settings(tmp_path: Path, temporal_target: str, task_queue: str, postgres_url
 def engine(postgres_url: str):
     from activities.db import make_engine
 
-    engine = make_engine(postgres_url)
+    engine = make_engine(postgres_url, pool_size=16)
     yield engine
     engine.dispose()
 
@@ -182,3 +182,17 @@ def embedder():
     from activities.embeddings import Embedder
 
     return Embedder()
+
+
+LOCKDOWN_SECRET = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def lockdown_secret(engine) -> str:
+    """The release secret, set once for the session's database (stored as a salted scrypt hash)."""
+    from activities.lockdown_store import LockdownStore
+
+    store = LockdownStore(engine, scope="tests")
+    if not store.has_secret():
+        store.set_secret(LOCKDOWN_SECRET)
+    return LOCKDOWN_SECRET

@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.search_attributes import LOCKED, LOCK_REASON
 
+# Local activities: they run in the worker holding the workflow task, never queued behind the workload's
+# activities (an engage must not wait for a hundred LLM calls to drain).
 _PERSIST = dict(start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)))
 
@@ -43,7 +45,7 @@ class LockdownWorkflow:
     @workflow.run
     async def run(self, carried: LockdownState | None = None) -> None:
         # A new controller adopts what the gate last saw, so a restart never silently unlocks.
-        self.state = carried or await workflow.execute_activity_method(LockdownActivities.status, **_PERSIST)
+        self.state = carried or await workflow.execute_local_activity_method(LockdownActivities.status, **_PERSIST)
         self._sync_search_attributes()
         self._ready = True
         await workflow.wait_condition(lambda: workflow.info().is_continue_as_new_suggested()
@@ -62,7 +64,7 @@ class LockdownWorkflow:
                 return self.state  # already locked: the first reason stands
             locked = LockdownState(locked=True, epoch=self.state.epoch + 1, reason=request.reason,
                                    trigger=request.trigger, actor=request.actor, changed_at=workflow.now())
-            await workflow.execute_activity_method(LockdownActivities.persist, locked, **_PERSIST)
+            await workflow.execute_local_activity_method(LockdownActivities.persist, locked, **_PERSIST)
             self._apply(locked)
             return locked
 
@@ -80,7 +82,7 @@ class LockdownWorkflow:
                 wait = (self._next_release_at - now).total_seconds()
                 raise ApplicationError(f"too many wrong secrets: try again in {wait:.0f}s", type="SlowDown",
                                        non_retryable=True)
-            ok = await workflow.execute_activity_method(
+            ok = await workflow.execute_local_activity_method(
                 LockdownActivities.verify_release, ReleaseCheck(token=request.token, epoch=request.epoch,
                                                                 actor=request.actor), **_PERSIST)
             if not ok:
@@ -91,7 +93,7 @@ class LockdownWorkflow:
                                        f"{release_backoff_s(failed):.0f}s)", type="WrongSecret", non_retryable=True)
             unlocked = LockdownState(locked=False, epoch=self.state.epoch + 1, reason=f"released: {self.state.reason}",
                                      trigger=self.state.trigger, actor=request.actor, changed_at=now)
-            await workflow.execute_activity_method(LockdownActivities.persist, unlocked, **_PERSIST)
+            await workflow.execute_local_activity_method(LockdownActivities.persist, unlocked, **_PERSIST)
             self._next_release_at = None
             self._apply(unlocked)
             return unlocked

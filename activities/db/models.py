@@ -13,18 +13,18 @@ class Base(DeclarativeBase):
 
 
 class LockdownStateRow(Base):
-    """The gate's source of truth: one row, written by the lockdown controller before it acknowledges."""
+    """The gate's source of truth: one row per deployment (scope = its task queue), written by the lockdown
+    controller before it acknowledges."""
 
     __tablename__ = "lockdown_state"
 
-    id: Mapped[int] = mapped_column(primary_key=True, default=1)
+    scope: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     locked: Mapped[bool] = mapped_column(default=False)
     epoch: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     reason: Mapped[str | None] = mapped_column(sa.Text)
     trigger: Mapped[str | None] = mapped_column(sa.String(64))
     actor: Mapped[str | None] = mapped_column(sa.String(200))
     changed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    __table_args__ = (sa.CheckConstraint("id = 1", name="lockdown_state_singleton"),)
 
 
 class LockdownSecretRow(Base):
@@ -47,6 +47,7 @@ class ReleaseAttemptRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now(), index=True)
+    scope: Mapped[str] = mapped_column(sa.String(200), index=True)
     epoch: Mapped[int] = mapped_column(sa.BigInteger)
     ok: Mapped[bool]
     actor: Mapped[str | None] = mapped_column(sa.String(200))
@@ -59,6 +60,7 @@ class PermissionFailureRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now(), index=True)
+    scope: Mapped[str] = mapped_column(sa.String(200), index=True)
     model_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     operation: Mapped[str] = mapped_column(sa.String(16))
     target: Mapped[str | None] = mapped_column(sa.Text)

@@ -1,4 +1,5 @@
-"""Security engine: lockdown state (the gate's source), release secret hash, release attempts, permission failures.
+"""Security engine: lockdown state per scope (the gate's source), release secret hash, release attempts,
+permission failures. A scope is a deployment's task queue.
 
 Revision ID: 0002_security
 Revises: 0001_pgvector
@@ -21,16 +22,14 @@ TS = sa.DateTime(timezone=True)
 def upgrade() -> None:
     op.create_table(
         "lockdown_state",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("scope", sa.String(200), primary_key=True),
         sa.Column("locked", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("epoch", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("reason", sa.Text),
         sa.Column("trigger", sa.String(64)),
         sa.Column("actor", sa.String(200)),
         sa.Column("changed_at", TS),
-        sa.CheckConstraint("id = 1", name="lockdown_state_singleton"),
     )
-    op.execute("INSERT INTO lockdown_state (id, locked, epoch) VALUES (1, false, 0)")
     op.create_table(
         "lockdown_secret",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -46,6 +45,7 @@ def upgrade() -> None:
         "lockdown_release_attempts",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("at", TS, nullable=False, server_default=sa.func.now(), index=True),
+        sa.Column("scope", sa.String(200), nullable=False, index=True),
         sa.Column("epoch", sa.BigInteger, nullable=False),
         sa.Column("ok", sa.Boolean, nullable=False),
         sa.Column("actor", sa.String(200)),
@@ -54,6 +54,7 @@ def upgrade() -> None:
         "permission_failures",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("at", TS, nullable=False, server_default=sa.func.now(), index=True),
+        sa.Column("scope", sa.String(200), nullable=False, index=True),
         sa.Column("model_id", sa.String(64), index=True),
         sa.Column("operation", sa.String(16), nullable=False),
         sa.Column("target", sa.Text),
