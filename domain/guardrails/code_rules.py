@@ -18,7 +18,7 @@ _RUNS_SHELL = re.compile(
 _LIST_ARGS = re.compile(r"(?:subprocess\.\w+|os\.exec\w*|spawn(?:Sync)?|execFile(?:Sync)?)\s*\(\s*\[([^\]]*)\]")
 _BACKTICK = re.compile(r"`([^`]{2,})`")
 _DELETE = re.compile(r"(?:shutil\.rmtree|os\.remove|os\.unlink|os\.rmdir|os\.removedirs|\brmtree|rm_rf|rm_r|"
-                     r"FileUtils\.rm\w*|fs\.rm(?:Sync)?|fs\.rmdir(?:Sync)?|fs\.unlink(?:Sync)?|unlink|Path\()"
+                     r"FileUtils\.rm\w*|fs\.rm(?:Sync)?|\.rmSync|\.rmdirSync|\.unlinkSync|fs\.rmdir(?:Sync)?|fs\.unlink(?:Sync)?|unlink|Path\()"
                      r"\s*\(?\s*(?:os\.path\.expanduser\()?" + _STR)
 _HOME_DELETE = re.compile(r"(?:rmtree|rm_rf|rmSync|rmdir)\s*\(\s*(?:os\.path\.expanduser\(\s*['\"]~['\"]\s*\)|"
                           r"os\.environ\[['\"]HOME['\"]\]|Path\.home\(\)|os\.homedir\(\)|ENV\[['\"]HOME['\"]\])")
@@ -128,6 +128,4 @@ def classify_write(p: str, where: str) -> list[RuleHit]:
         return [RuleHit(rule="overwrite_system_file", risk=Risk.CRITICAL, detail=f"{where} writes to {p}")]
     if p.startswith("/etc/"):
         return [RuleHit(rule="overwrite_system_file", risk=Risk.HIGH, detail=f"{where} writes to {p}")]
-    if paths.is_secret(p):
-        return [RuleHit(rule="credential_access", risk=Risk.HIGH, detail=f"{where} overwrites secret file {p}")]
     return []

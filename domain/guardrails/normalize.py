@@ -113,8 +113,8 @@ def _printable(s: str) -> bool:
 
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{8,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX_ESC = re.compile(r"(?:\\x[0-9a-fA-F]{2}){4,}")
-_HEX = re.compile(r"(?<![0-9a-fA-F])(?:0x)?((?:[0-9a-fA-F]{2}[ :]?){6,})(?![0-9a-fA-F])")
-_URL = re.compile(r"(?:%[0-9a-fA-F]{2}[^\s%]{0,3}){3,}")
+_HEX = re.compile(r"\b(?:0x)?((?:[0-9a-fA-F]{2}){6,}|(?:[0-9a-fA-F]{2}[ :]){5,}[0-9a-fA-F]{2})\b")
+_URL = re.compile(r"\S*(?:%[0-9a-fA-F]{2}\S*){2,}")
 _ENTITY = re.compile(r"(?:&#x?[0-9a-fA-F]+;){3,}")
 _UNI_ESC = re.compile(r"(?:\\u[0-9a-fA-F]{4}){3,}")
 

@@ -26,7 +26,7 @@ _PERSIST = re.compile(
     r"^/etc/cron|^/var/spool/cron|/etc/systemd/|/lib/systemd/system/|/usr/lib/systemd/|\.config/systemd/|"
     r"/etc/init\.d/|/etc/rc\.local|/etc/rc\d\.d/|(?:^|/)\.(?:bashrc|bash_profile|bash_login|profile|zshrc|zprofile|"
     r"zshenv|bash_logout|xinitrc|xprofile)$|^/etc/(?:profile|bash\.bashrc|zsh/|environment$|ld\.so\.preload)|"
-    r"\.ssh/authorized_keys|\.config/autostart/|LaunchAgents/|LaunchDaemons/|/etc/update-motd\.d/|"
+    r"\.ssh/authorized_keys|\.config/autostart(?:/|$)|LaunchAgents(?:/|$)|LaunchDaemons(?:/|$)|/etc/update-motd\.d/|"
     r"/etc/xdg/autostart/|\.config/fish/config\.fish")
 _LOGS = re.compile(r"^/var/log(?:/|$)|^/var/adm/|/var/audit|(?:^|/)wtmp$|(?:^|/)btmp$|(?:^|/)lastlog$|/var/run/utmp")
 _HISTORY = re.compile(r"(?:^|/)\.(?:bash|zsh|sh|python|mysql|psql|node_repl|sqlite|lesshst|)_?history$|"

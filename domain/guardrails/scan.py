@@ -21,7 +21,7 @@ MAX_COMMAND = 16_384
 
 _FORK_RE = re.compile(r"(\S+)\s*\(\s*\)\s*\{[^}]*\1\s*\|\s*\1\s*&[^}]*\}\s*;?\s*\1|"
                       r"\$0\s*&\s*\$0|(?:bash|sh|\$0)\s*\|\s*(?:bash|sh|\$0)\s*&")
-_SUSPICIOUS = re.compile(r"\$\(|`|\beval\b|base64|/dev/(?:tcp|udp|sd)|\brm\b|\bdd\b|mkfs|\bcurl\b|\bwget\b|\bnc\b|"
+_SUSPICIOUS = re.compile(r"\$\((?!\()|`|\beval\b|base64|/dev/(?:tcp|udp|sd)|\brm\b|\bdd\b|mkfs|\bcurl\b|\bwget\b|\bnc\b|"
                          r"\\x[0-9a-f]{2}|\bchmod\b|\bsudo\b|>\s*/", re.I)
 
 
@@ -73,7 +73,7 @@ def _command_hits(text: str, depth: int = 0) -> list[RuleHit]:
                             detail=f"command of {len(text)} characters; the first {MAX_COMMAND} were parsed"))
     parsed = parse(text[:MAX_COMMAND], depth)
     hits += analyze(parsed, depth)
-    if _FORK_RE.search(text[:MAX_COMMAND]):
+    if parsed.fallback and _FORK_RE.search(text[:MAX_COMMAND]):
         hits.append(RuleHit(rule="fork_bomb", risk=Risk.CRITICAL, detail="a function that pipes into itself"))
     if parsed.fallback and _SUSPICIOUS.search(text):
         hits.append(RuleHit(rule="unparsed_command", risk=Risk.MEDIUM,

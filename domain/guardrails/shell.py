@@ -100,7 +100,7 @@ class _Expander:
     def param(self, m: re.Match[str]) -> str:
         if m.group(5) is not None:
             name = m.group(5)
-            return self.env.get(name, "$" + name if not name.isdigit() else "")
+            return self.env.get(name, "$" + name)
         prefix, name, op, arg = m.group(1), m.group(2), m.group(3), m.group(4) or ""
         value = self.env.get(name)
         if value is None:

@@ -22,7 +22,7 @@ NETCAT = {"nc", "ncat", "netcat", "nc.traditional", "nc.openbsd", "pwncat"}
 DECODERS = {"base64", "base32", "xxd", "openssl", "uudecode", "tr", "rev", "gunzip", "zcat", "gzip", "bzip2",
             "xz", "basenc"}
 PLATFORM_PROCS = re.compile(r"temporal|worker|postgres|postmaster|hybrid[-_]llm|uvicorn|llama|pg_ctl")
-DEFENCE_SERVICES = re.compile(r"^(?:auditd?|apparmor|firewalld|ufw|iptables|nftables|selinux|falco\w*|clam\w*|"
+DEFENCE_SERVICES = re.compile(r"^(?:auditd?|apparmor|firewalld|ufw|iptables|nftables|selinux|falco\w*|clam[\w-]*|"
                               r"ossec\w*|wazuh\w*|falcon-sensor|osqueryd?|sysmon\w*|rsyslog|syslog\w*|"
                               r"systemd-journald|fail2ban|aide|crowdstrike|auditbeat|tripwire)(?:\.service)?$")
 SECRET_VAR = re.compile(r"KEY|SECRET|TOKEN|PASS|CRED|PRIVATE|AUTH|SESSION", re.I)
@@ -76,6 +76,7 @@ def unwrap(argv: list[str], assigns: list[tuple[str, str]]) -> tuple[list[str], 
     for _ in range(10):
         if not argv:
             break
+        before = argv
         name = _name(argv[0])
         rest = argv[1:]
         if name in ("sudo", "doas", "pkexec", "run0"):
@@ -120,6 +121,8 @@ def unwrap(argv: list[str], assigns: list[tuple[str, str]]) -> tuple[list[str], 
             argv = " ".join(inner).split()
         else:
             break
+        if not argv:
+            return before, wrappers  # the wrapper runs alone (`env`, `nohup`): judge it as itself
         wrappers.append(name)
     return argv, wrappers
 
@@ -159,6 +162,8 @@ class Analyzer:
         self.depth = depth
         self.hits: list[RuleHit] = []
         self.names: set[str] = set()
+        self.cwd: str | None = None
+        self.downloaded: set[str] = set()
 
     def add(self, rule: str, risk: Risk, detail: str) -> None:
         self.hits.append(_hit(rule, risk, detail))
@@ -198,7 +203,11 @@ class Analyzer:
             elif re.search(r"\bbase64\b|\bxxd\b|\brev\b|\\x[0-9a-f]{2}", raw):
                 self.add("decode_to_shell", Risk.HIGH, "runs decoded text as a command")
             else:
-                self.add("dynamic_command", Risk.MEDIUM, f"command name computed at run time: {raw[:60]}")
+                self.add("dynamic_command", Risk.LOW, f"command name computed at run time: {raw[:60]}")
+        self._ran_download(argv, name)
+        if name in SHELLS and any(w in ("sudo", "doas", "pkexec", "run0", "su") for w in wrappers) and not any(
+                re.fullmatch(r"-\w*c\w*", a) for a in argv[1:]) and not [a for a in argv[1:] if not a.startswith("-")]:
+            self.add("privilege_escalation", Risk.HIGH, f"opens a root shell ({name})")
         handler = getattr(self, "_cmd_" + re.sub(r"\W", "_", name), None)
         if handler is not None:
             handler(cmd, argv)
@@ -213,6 +222,9 @@ class Analyzer:
         args = argv[1:]
         code = None
         for i, a in enumerate(args):
+            if _name(argv[0]) in ("pwsh", "powershell") and a.lower() in ("-enc", "-encodedcommand", "-e", "-ec"):
+                self.add("decode_to_shell", Risk.HIGH, "PowerShell runs an encoded command")
+                return
             if re.fullmatch(r"-\w*c\w*", a) and not a.startswith("--"):
                 code = next((x for x in args[i + 1:] if not x.startswith("-")), "")
                 break
@@ -277,6 +289,8 @@ class Analyzer:
     # --- specific commands --------------------------------------------------------------------------------
     def _delete_target(self, p: str, recursive: bool, what: str, filtered: bool = False) -> None:
         raw = p
+        if self.cwd and not p.startswith(("/", "~", "$")):
+            p = self.cwd.rstrip("/") + "/" + p
         p = paths.clean(p)
         drop = 1 if filtered else 0
         if paths.is_platform(p):
@@ -304,12 +318,52 @@ class Analyzer:
         elif paths.is_temp(p):
             self.add("delete_outside_workspace", Risk.LOW, f"{what} temporary path {p}")
         elif p.startswith("/") and recursive:
-            self.add("delete_outside_workspace", Risk.MEDIUM, f"{what} absolute path {p}")
+            self.add("delete_outside_workspace", Risk.LOW if filtered or p in ("/tmp", "/var/tmp") else Risk.MEDIUM,
+                     f"{what} absolute path {p}")
         elif re.match(r"^\$\{?\w+\}?/?\*?$", raw) and recursive:
             self.add("destructive_delete", Risk.HIGH, f"{what} {raw}: an unset variable would make this /")
         elif re.match(r"^(?:\.\./){2,}|^\.\.?/?\*?$", p) and recursive:
             self.add("delete_outside_workspace", Risk.MEDIUM if p.startswith("..") else Risk.LOW,
                      f"{what} {p} (the current or a parent folder)")
+
+    def _cmd_cd(self, cmd: Cmd, argv: list[str]) -> None:
+        ops = _operands(argv)
+        target = paths.clean(ops[0]) if ops else "~"
+        if target.startswith(("/", "~")):
+            self.cwd = target
+        elif self.cwd:
+            self.cwd = paths.clean(self.cwd.rstrip("/") + "/" + target)
+
+    _cmd_pushd = _cmd_cd
+
+    def _cmd_curl(self, cmd: Cmd, argv: list[str]) -> None:
+        args = argv[1:]
+        for i, a in enumerate(args):
+            if a in ("-o", "--output", "-O", "--output-document") and i + 1 < len(args) and args[i + 1] != "-" \
+                    and not args[i + 1].startswith(("http:", "https:", "ftp:")):
+                self.downloaded.add(paths.clean(args[i + 1]))
+            elif a.startswith("-O") and len(a) > 2 and a[2:] != "-":
+                self.downloaded.add(paths.clean(a[2:]))
+        if _name(argv[0]) == "wget" or "-O" in args or "--remote-name" in args:
+            for a in args:
+                if re.match(r"(?:https?|ftp)://", a):
+                    base = a.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+                    if base:
+                        self.downloaded.add(base)
+
+    _cmd_wget = _cmd_curl
+
+    def _ran_download(self, argv: list[str], name: str) -> None:
+        if not self.downloaded or not argv:
+            return
+        cands = [argv[0]]
+        if name in SHELLS or name in _INTERP or name in ("source", "."):
+            cands += [a for a in argv[1:] if not a.startswith("-")][:1]
+        for c in cands:
+            p = paths.clean(c)
+            if p in self.downloaded or p.lstrip("./") in self.downloaded or \
+                    (self.cwd and p.startswith("./") and p[2:] in self.downloaded):
+                self.add("remote_code_exec", Risk.HIGH, f"runs the downloaded file {p}")
 
     def _cmd_rm(self, cmd: Cmd, argv: list[str]) -> None:
         flags = _flags(argv)
@@ -336,7 +390,7 @@ class Analyzer:
             elif paths.is_system(p) or paths.is_home(p) or paths.is_root(p):
                 self.add("shred_files", Risk.CRITICAL, f"shreds {p}")
             else:
-                self.add("shred_files", Risk.MEDIUM if paths.is_temp(p) or not p.startswith(("/", "~")) else Risk.HIGH,
+                self.add("shred_files", Risk.LOW if paths.is_temp(p) or not p.startswith(("/", "~")) else Risk.HIGH,
                          f"shreds {p} beyond recovery")
 
     _cmd_wipe = _cmd_shred
@@ -423,6 +477,10 @@ class Analyzer:
                 self.hits += classify_write(p, "dd")
 
     def _cmd_mkfs(self, cmd: Cmd, argv: list[str]) -> None:
+        ops = _operands(argv)
+        if ops and not any(o.startswith("/dev/") for o in ops) and all(re.search(r"\.(?:img|iso|raw|bin|qcow2?)$", o)
+                                                                    or not o.startswith("/") for o in ops):
+            return  # formats an image file
         self.add("disk_wipe", Risk.CRITICAL, f"{argv[0]} formats {' '.join(_operands(argv)[-1:]) or 'a device'}")
 
     def _cmd_wipefs(self, cmd: Cmd, argv: list[str]) -> None:
@@ -495,7 +553,9 @@ class Analyzer:
                 items = " ".join(u.argv[1:]).split()
             elif n == "find":
                 items = [a for a in u.argv[1:2] if not a.startswith("-")] or ["."]
-            elif n in ("ls", "cat", "grep") or not n:
+            elif n == "ls":
+                items = [a.rstrip("/") + "/*" for a in u.argv[1:] if not a.startswith("-")]
+            elif not n:
                 items = []
         sub = Cmd(argv=list(inner))
         sub._xargs = items  # type: ignore[attr-defined]
@@ -684,7 +744,8 @@ class Analyzer:
         if DEFENCE_SERVICES.search(joined) or re.search(r"\b(?:auditd|falcon|osqueryd|sysmon|rsyslogd|fail2ban)",
                                                          joined):
             self.add("disable_defences", Risk.HIGH, f"{_name(argv[0])} {joined}")
-        if _name(argv[0]) != "kill" and PLATFORM_PROCS.search(joined):
+        if (_name(argv[0]) != "kill" or re.search(r"\$\(\s*(?:pgrep|pidof|pgrep -f)", joined)) and \
+                PLATFORM_PROCS.search(joined):
             self.add("platform_tamper", Risk.CRITICAL, f"{_name(argv[0])} {joined} stops the platform")
 
     def _cmd_pkill(self, cmd: Cmd, argv: list[str]) -> None:
@@ -719,7 +780,8 @@ class Analyzer:
     def _cmd_usermod(self, cmd: Cmd, argv: list[str]) -> None:
         joined = " ".join(argv)
         if re.search(r"-\w*G\w*\s+\S*\b(?:sudo|wheel|root|admin|adm|docker|lxd|disk|shadow)\b", joined) or \
-                re.search(r"-u\s+0\b", joined):
+                re.search(r"-u\s+0\b", joined) or (_name(argv[0]) == "gpasswd" and "-a" in argv and re.search(
+                    r"\b(?:sudo|wheel|root|admin|adm|docker|lxd|disk|shadow)$", joined)):
             self.add("privilege_escalation", Risk.HIGH, "adds a user to an administrative group")
 
     _cmd_gpasswd = _cmd_usermod
@@ -729,7 +791,7 @@ class Analyzer:
         if re.search(r"-u\s*0\b|-o\b", joined) or re.search(r"-\w*G\s+\S*\b(?:sudo|wheel|root|admin)\b", joined):
             self.add("privilege_escalation", Risk.CRITICAL, "creates a user with root rights")
         else:
-            self.add("persistence", Risk.MEDIUM, "creates a user account")
+            self.add("persistence", Risk.HIGH, "creates a user account")
 
     _cmd_adduser = _cmd_useradd
 
@@ -758,7 +820,7 @@ class Analyzer:
 
     def _cmd_security(self, cmd: Cmd, argv: list[str]) -> None:
         if any(a in ("find-generic-password", "find-internet-password", "dump-keychain", "export",
-                     "find-certificate") for a in argv[1:]) and ("-w" in argv or "-g" in argv or "dump-keychain" in argv
+                     "find-certificate") for a in argv[1:]) and (re.search(r"[wg]", _flags(argv)) or "dump-keychain" in argv
                                                                  or "export" in argv):
             self.add("credential_access", Risk.HIGH, "reads secrets from the keychain")
 
@@ -815,6 +877,8 @@ class Analyzer:
         if name in ("echo", "printf", "ssh", "scp") and name != "scp":
             return
         targets = [a for a in args if not a.startswith("-") or "=" in a]
+        if name in ("cp", "mv", "install", "ln") and len(targets) > 1:
+            targets = targets[:-1]
         targets = [t.split("=", 1)[1] if t.startswith("-") else t for t in targets]
         targets += [t.lstrip("@") for t in args if t.startswith("@")]
         targets += [t for op, t in cmd.redirects if op in ("<", "<>")]
@@ -841,7 +905,8 @@ class Analyzer:
                     self.add("credential_access", Risk.HIGH, f"{name} copies {p}")
         if network:
             for u in cmd.upstream():
-                un = _name(u.argv[0]) if u.argv else ""
+                u_argv = unwrap(list(u.argv), [])[0]
+                un = _name(u_argv[0]) if u_argv else ""
                 if any(paths.is_secret(paths.clean(a)) for a in u.argv[1:]) and un not in ("ls",):
                     self.add("credential_exfiltration", Risk.CRITICAL, f"pipes secrets into {name}")
                 if un in ("env", "printenv") or "__env_dump__" in self.names and un in ("env", "printenv", "set"):
@@ -896,6 +961,10 @@ class Analyzer:
             calls = [c for c in body if c.argv and c.argv[0] == fname]
             if len(calls) >= 2 or any(c.background or c.pipe_from is not None for c in calls):
                 self.add("fork_bomb", Risk.CRITICAL, f"function {fname} spawns copies of itself")
+        self_calls = [c for c in self.parsed.commands if c.argv and c.argv[0] in ("$0", "${0}", "$BASH_SOURCE")
+                      and (c.background or c.pipe_from is not None)]
+        if len(self_calls) >= 2:
+            self.add("fork_bomb", Risk.CRITICAL, "the script starts copies of itself in the background")
         if "mkfifo" in self.names and (self.names & (NETCAT | {"telnet", "openssl", "socat"})) and \
                 (self.names & SHELLS):
             self.add("reverse_shell", Risk.CRITICAL, "named pipe between a shell and a network connection")

@@ -14,7 +14,7 @@ from domain.guardrails.verdict import RuleHit, Risk
 _F = re.IGNORECASE | re.MULTILINE
 
 _OVERRIDE_OBJ = (r"(?:instructions?|instruct\w*|prompts?|rules|directives?|guidelines|guardrails|constraints|"
-                 r"commands|orders|context|programming|restrictions|polic(?:y|ies)|safety|system message|"
+                 r"commands|orders|directions|context|programming|restrictions|polic(?:y|ies)|safety|system message|"
                  r"(?:system|developer) prompt|training|conditioning|filters?)")
 _OVERRIDE = [
     # English
@@ -23,8 +23,9 @@ _OVERRIDE = [
     r"[^.\n]{0,50}?\b(?:previous|prior|above|earlier|preceding|initial|original|system|all|any|your|these|those|"
     r"every|existing|old|given|the)\b[^.\n]{0,30}?\b" + _OVERRIDE_OBJ + r"\b",
     r"\b(?:ignore|disregard|forget)\s+(?:all|everything)\s+(?:above|before|prior|previous|you (?:were|have been) told)",
+    r"\b(?:ignore|disregard|forget)\s+(?:the |all )?(?:above|previous|prior|preceding|foregoing)\s*(?:and|,|;|\.|$)",
     r"\b(?:forget|ignore|disregard)\s+(?:everything|all)\b[^.\n]{0,30}\b(?:said|told|written)\b",
-    r"\byour (?:new|real|true|updated) (?:instructions?|task|goal|objective|purpose|rules) (?:is|are|:)",
+    r"\byour (?:new|real|true|updated) (?:instructions?|rules|directives?|system prompt) (?:is|are|:)",
     r"\b(?:new|updated|revised|override) (?:system )?(?:instructions?|rules|directives?)\s*:",
     r"\bsystem (?:override|prompt override|instruction override)\b",
     r"\bfrom now on,? (?:you (?:will|must|shall|are)|ignore|respond|answer|act)\b(?![^.\n]{0,40}\b(?:formal|polite|"
@@ -59,12 +60,13 @@ _OVERRIDE = [
 ]
 
 _JAILBREAK = [
-    r"\bDAN\b[^.\n]{0,80}\b(?:do anything now|mode|jailbr\w*|no (?:rules|restrictions|limits))|\bdo anything now\b",
+    r"\b(?:you are|you're|act as|pretend to be|become|be|you will be|play)\s+(?:now\s+|going to be\s+)?DAN\b|"
+    r"\bdo anything now\b|\bDAN mode\b|\bDAN\b[^.\n]{0,60}\bno (?:rules|restrictions|limits|filters)",
     r"\b(?:you are|you're|act as|pretend (?:to be|you are)|simulate|enter|enable|activate|switch to|"
     r"now in|respond in|stay in)\b[^.\n]{0,40}\b(?:developer|dev|god|jailbreak|jailbroken|unrestricted|unfiltered|"
     r"uncensored|evil|opposite|chaos|sudo|admin|debug|DAN)\s+mode\b(?![^.\n]{0,30}\b(?:in|of|on) "
     r"(?:chrome|firefox|android|ios|windows|edge|safari|vs ?code|the browser|settings))",
-    r"\b(?:developer|dev) mode (?:enabled|output|response|activated|on)\b|\(🔓developer mode",
+    r"\b(?:developer|dev) mode (?:enabled|output|response|activated)\b|\(🔓developer mode",
     r"\b(?:without|with no|free (?:of|from)|no longer (?:bound|restricted) by|not bound by|break free of|"
     r"beyond|outside)\b[^.\n]{0,30}\b(?:any |your |all |the )?(?:restrictions|filters|censorship|content polic(?:y|ies)|"
     r"ethical (?:guidelines|constraints)|safety (?:guidelines|filters|rules)|guidelines|rules|limitations)\b"
@@ -95,7 +97,8 @@ _TEMPLATE = [
     (r"^\s*#{2,}\s*(?:system|instruction|new instructions?|developer|admin)\s*(?:prompt|message)?\s*:", Risk.HIGH),
     (r"^\s*\[?(?:system|SYSTEM)\]?\s*(?:message|prompt|override|notice)?\s*:\s*(?:you|ignore|the assistant|new|"
      r"from now|override|disregard|forget|your)", Risk.HIGH),
-    (r"^(?:Human|User|Assistant|AI)\s*:\s*.{0,200}\n(?:Human|User|Assistant|AI|System)\s*:", Risk.MEDIUM),
+    (r"^(?:Human|User|Assistant|AI)\s*:\s*.{0,200}\n(?:Human|User|Assistant|AI|System)\s*:.{0,200}\n"
+     r"(?:Human|User|Assistant|AI|System)\s*:", Risk.HIGH),
     (r"</s>|<s>\s*\[INST", Risk.MEDIUM),
     (r"-{3,}\s*(?:end of (?:document|context|user input|input|data)|begin (?:system|new) (?:prompt|instructions?))"
      r"\s*-{3,}", Risk.HIGH),
@@ -128,14 +131,16 @@ _EXFIL = [
 
 _EXTRACT = [
     r"\b(?:repeat|print|show|reveal|display|output|tell me|give me|write out|list|dump|recite|echo|copy|leak|"
-    r"spell out|translate)\b[^.\n]{0,40}\b(?:(?:your|the|its) (?:(?:initial|original|hidden|secret|full|entire|"
-    r"first|system|developer|exact|complete)\s+)*(?:system prompt|prompt|instructions|system message|directives|"
-    r"rules you (?:were|are) given|configuration|guidelines you (?:were|are) given)|(?:the )?(?:text|words|"
-    r"everything|content|message|instructions)\s+(?:above|before (?:this|my)|preceding|prior to))\b",
+    r"spell out|translate)\b[^.\n]{0,40}\b(?:(?:your|its) (?:(?:initial|original|hidden|secret|full|entire|first|"
+    r"system|developer|exact|complete)\s+)*(?:prompt|instructions|system message|directives|configuration)|"
+    r"(?:the |your )?(?:(?:initial|original|hidden|secret|full|entire|developer|exact|complete)\s+)*"
+    r"(?:system prompt|system message|system instructions)|the (?:initial|original|hidden|secret)\s+(?:prompt|"
+    r"instructions)|(?:the )?(?:text|words|everything|content|message|instructions)\s+(?:above|before (?:this|my)|"
+    r"preceding|prior to)(?! in)|rules you (?:were|are) given)\b",
     r"\bwhat (?:were|are) (?:your|the) (?:exact |initial |original |hidden |system )+(?:instructions|prompt|"
     r"directives)\b|\bwhat (?:was|is) (?:written|said) (?:above|before (?:this|my (?:first )?message))",
     r"\b(?:begin|start) (?:your (?:answer|reply|response) )?with\b[^.\n]{0,20}\b(?:you are|your instructions|"
-    r"system prompt)",
+    r"my instructions|system prompt)",
     r"\bverbatim\b[^.\n]{0,40}\b(?:above|system|instructions|prompt|initiali[sz]ation)\b",
     r"(?:répète|affiche|montre|révèle)[^.\n]{0,30}(?:ton|tes|votre|vos|le) (?:prompt|instructions|invite) "
     r"(?:système|initial)|(?:repite|muestra|revela|imprime)[^.\n]{0,30}(?:tu|tus|el) (?:prompt|instrucciones) "
@@ -172,6 +177,8 @@ _META = re.compile(r"prompt injection|injection attack|jailbreak|attacker|malici
                    r"such as|example of|classic|known as|phrases? like|strings? like|detect\w*|defend\w*|filter\w*|"
                    r"red[- ]team|tutorial|security|guardrail|attack|what is|how do(?:es)? \w+ work|explain|"
                    r"prévenir|exemple|ejemplo|beispiel|esempio|exemplo|пример|例如|例えば", re.IGNORECASE)
+_TOKEN_META = re.compile(r"\b(?:how|what|why|explain\w*|like|such as|e\.g\.|format|tokens?|tags?|template|means?)\b",
+                         re.IGNORECASE)
 _QUOTES = "\"'“”‘’«»「」『』`"
 _BUSINESS_IGNORE = re.compile(r"\bignore (?:the|my) (?:previous|last|earlier|prior) (?:email|message|mail|version|"
                               r"attachment|invoice|draft|note|text|reply|one)\b", re.IGNORECASE)
@@ -238,7 +245,10 @@ def scan_text_rules(text: str, source: str) -> list[RuleHit]:
             if m.group(0) == "</s>" and re.search(r"<s>[^<]{0,200}</s>", text):
                 continue  # HTML strikethrough
             r = risk.raised() if untrusted and risk >= Risk.HIGH else risk
-            if _quoted_example(text, m.start(), m.end()):
+            follows = text[m.end():m.end() + 12].lower()
+            if _quoted_example(text, m.start(), m.end()) or (
+                    _TOKEN_META.search(text[max(0, m.start() - 200):m.end() + 200]) and "\n" not in text[m.end():m.end() + 2]
+                    and not re.match(r"\s*(?:system|user|assistant|<<|\w+:)", follows)):
                 r = Risk.LOW
             hits.append(RuleHit(rule="chat_template_token", risk=r, detail=m.group(0)[:80]))
             break
