@@ -77,3 +77,8 @@ def test_short_cli_processes_never_crash_at_exit(settings):
     for _ in range(5):
         proc = cli(settings, "ask", "--model", "x", "hi", HYBRID_TEMPORAL_ADDRESS="127.0.0.1:1")
         assert proc.returncode == 3, proc.stderr
+
+
+def test_usage_errors_are_one_clear_message(settings):
+    assert_clean_error(cli(settings, "nosuchcmd"), 2, "No such command")
+    assert_clean_error(cli(settings, "ask", "--max-tokens", "abc", "hi"), 2, "Invalid value for '--max-tokens'")

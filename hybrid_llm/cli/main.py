@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
+from typer._click.exceptions import ClickException  # typer bundles its own click
+from typer.exceptions import Abort, Exit
 from pydantic import ValidationError
 from rich.markup import escape
 
@@ -50,12 +51,12 @@ def main() -> None:
     try:
         _register()
         app(standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except Exit as e:
         code = e.exit_code
-    except click.ClickException as e:
+    except ClickException as e:
         e.show()
         code = e.exit_code
-    except (click.Abort, KeyboardInterrupt):
+    except (Abort, KeyboardInterrupt):
         err_console.print("aborted")
         code = 130
     except Exception as e:  # noqa: BLE001 - the boundary of the program
