@@ -14,7 +14,7 @@ from domain.guardrails.verdict import Risk, RuleHit, Source, Verdict, make_verdi
 
 K = 3
 # Margins at or above these are medium / high (calibrated on tests/guard_corpus, see activities/guard.py).
-THRESHOLDS: dict[str, tuple[float, float]] = {"command": (0.06, 0.14), "prompt": (0.06, 0.14)}
+THRESHOLDS: dict[str, tuple[float, float]] = {"command": (0.15, 0.22), "prompt": (0.15, 0.22)}
 
 
 class SemanticRequest(BaseModel):
