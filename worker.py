@@ -19,11 +19,14 @@ import sqlalchemy as sa
 
 from activities.db import make_engine
 from activities.embeddings import Embedder
+from activities.filesystem import PlatformFiles
 from activities.llm import LLMActivities
 from activities.llm_pool import LLMPool
 from activities.lockdown import LockdownActivities
 from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
+from activities.permissions import PermissionActivities
+from domain.permissions import PermissionPolicy
 from activities.routing import RoutingActivities
 from domain.registry import Registry
 from hybrid_llm.registry_file import load_registry
@@ -37,11 +40,22 @@ def build_pool(settings: Settings, registry: Registry | None = None) -> LLMPool:
     return LLMPool(registry or load_registry(settings.models_file), cooldown_s=settings.model_cooldown_s)
 
 
+def load_policy(settings: Settings) -> PermissionPolicy:
+    if settings.permissions_file is None:
+        return PermissionPolicy()
+    try:
+        return PermissionPolicy.from_toml(settings.permissions_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"permission policy {settings.permissions_file}: {e}") from None
+
+
 def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: str | None = None,
                  embedder: Embedder | None = None, engine: sa.Engine | None = None) -> Worker:
     task_queue = task_queue or settings.task_queue
     store = LockdownStore(engine or make_engine(settings.effective_database_url), scope=task_queue)
-    llm = LLMActivities(pool, LockdownGate(store), max_concurrent=settings.worker_threads)
+    gate = LockdownGate(store)
+    llm = LLMActivities(pool, gate, max_concurrent=settings.worker_threads)
+    permissions = PermissionActivities(PlatformFiles(settings.root), load_policy(settings), store, gate)
     routing = RoutingActivities(embedder or Embedder())
     lockdown = LockdownActivities(store, client, task_queue)
     local_slots = 4
@@ -50,7 +64,8 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
-                    lockdown.broadcast, lockdown.alert],
+                    lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
+                    permissions.write],
         # Every activity is sync (blocking work): one thread per running activity, never more accepted
         # than there are threads, so an accepted task never sits un-heartbeated in a queue.
         activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(default=3, ge=1)
     model_cooldown_s: float = Field(default=60.0, ge=0)
     worker_threads: int = Field(default=16, ge=1)
+    # Security: the permission policy (TOML; unset = the defaults in domain/permissions.py) and its triggers.
+    permissions_file: Path | None = None
+    permission_failure_threshold: int = Field(default=5, ge=1, description="More denied permission requests "
+                                              "than this within the window lock the platform down.")
+    permission_failure_window_s: float = Field(default=600.0, gt=0)
+    approval_timeout_s: float = Field(default=86400.0, gt=0, description="How long a request waits for a person.")
     # Routing: add MiniLM embedding similarity to the rules (~5 s model load once, then a few ms per request).
     router_embeddings: bool = False
     sticky_queue_timeout_s: float = Field(default=1.0, gt=0, description="How soon a dead worker's cached "

@@ -14,11 +14,12 @@ from temporalio.service import RetryConfig
 from hybrid_llm.settings import Settings
 from workflows import search_attributes
 from workflows.lockdown import LockdownWorkflow
+from workflows.permission import PermissionWorkflow
 from workflows.pool import PoolWorkflow
 from workflows.request import RequestWorkflow
 
 DATA_CONVERTER = pydantic_data_converter
-WORKFLOWS = [RequestWorkflow, PoolWorkflow, LockdownWorkflow]
+WORKFLOWS = [RequestWorkflow, PoolWorkflow, LockdownWorkflow, PermissionWorkflow]
 
 
 class TemporalUnavailable(RuntimeError):

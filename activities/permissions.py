@@ -1,0 +1,93 @@
+"""Permission activities: check a request against the policy and the real filesystem, count failures,
+and perform allowed writes atomically and idempotently (through the lockdown gate)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.db.models import PermissionFailureRow
+from activities.filesystem import PathRefused, PlatformFiles
+from activities.lockdown_gate import LockdownGate
+from activities.lockdown_store import LockdownStore
+from domain.approvals import FailureCounts, FailureRecord
+from domain.paths import UnsafePath
+from domain.permissions import Operation, PermissionDecision, PermissionPolicy, PermissionRequest
+
+
+class WriteRequest(PermissionRequest):
+    """An allowed write to perform (the same request that was checked, plus its content)."""
+
+    content: str = ""
+
+
+class PermissionActivities:
+    def __init__(self, files: PlatformFiles, policy: PermissionPolicy, store: LockdownStore, gate: LockdownGate) -> None:
+        self.files = files
+        self.policy = policy
+        self.store = store
+        self.gate = gate
+
+    @activity.defn(name="permissions.check")
+    def check(self, request: PermissionRequest) -> PermissionDecision:
+        """Policy + symlink resolution + lockdown (read-only while locked). Never writes anything."""
+        locked = self.store.read().locked
+        return self.files.check_request(request, self.policy, locked=locked)
+
+    @activity.defn(name="permissions.record_failure")
+    def record_failure(self, failure: FailureRecord) -> FailureCounts:
+        """Count a denied request durably; returns the counts in the window (per model and in total)."""
+        req = failure.request
+        with Session(self.store.engine) as s, s.begin():
+            s.add(PermissionFailureRow(scope=self.store.scope, model_id=req.model_id, operation=req.operation.value,
+                                       target=req.path or req.host or req.target, reason=failure.reason[:2000],
+                                       workflow_id=failure.workflow_id))
+        since = datetime.now(timezone.utc) - timedelta(seconds=failure.window_s)
+        recent = sa.select(sa.func.count()).select_from(PermissionFailureRow).where(
+            PermissionFailureRow.scope == self.store.scope, PermissionFailureRow.at >= since)
+        with Session(self.store.engine) as s:
+            total = s.scalar(recent) or 0
+            model = s.scalar(recent.where(PermissionFailureRow.model_id == req.model_id)) if req.model_id else 0
+        return FailureCounts(model=model or 0, total=total, window_s=failure.window_s)
+
+    @activity.defn(name="files.write")
+    def write(self, request: WriteRequest) -> int:
+        """Write atomically (temp file + rename) where the policy allowed it; a repeat with the same content is a
+        no-op, so a retried activity writes once. Returns the bytes written (0 when already there)."""
+        if request.operation != Operation.WRITE or request.path is None:
+            raise ApplicationError("files.write needs a write request with a path", type="BadRequest",
+                                   non_retryable=True)
+        decision = self.check(request)  # again, right before writing: the tree may have changed
+        if not decision.allowed:
+            raise ApplicationError(f"write refused: {decision.reason}", type="PermissionDenied", non_retryable=True)
+        try:
+            resolved = self.files.resolve(decision.path or request.path)
+        except (UnsafePath, PathRefused) as e:
+            raise ApplicationError(f"write refused: {e}", type="PermissionDenied", non_retryable=True) from None
+        data = request.content.encode()
+        target = resolved.real
+        if os.path.isfile(target) and not os.path.islink(target):
+            with open(target, "rb") as f:
+                if hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest():
+                    return 0
+        with self.gate.admit(f"writing {decision.path}"):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        return len(data)

@@ -1,0 +1,68 @@
+"""`hybrid-llm approvals list | approve | deny`: decide the permission requests that wait for a person."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hybrid_llm.cli.common import CLIError, console, run, settings
+
+
+Note = Annotated[str, typer.Option(help="Why (recorded in history).")]
+
+
+def register(app: typer.Typer) -> None:
+    approvals = typer.Typer(no_args_is_help=True, help="Permission requests waiting for a person.")
+    app.add_typer(approvals, name="approvals")
+
+    @approvals.command("list")
+    def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+        """Requests waiting for a decision: who asks, for what, and why."""
+        from hybrid_llm import permission_client
+        from hybrid_llm.temporal import connect
+
+        async def go():
+            cfg = settings()
+            return await permission_client.pending(await connect(cfg), cfg)
+
+        items = run(go())
+        if as_json:
+            print(json.dumps([i.model_dump(mode="json") for i in items]))
+            return
+        table = Table(title="Waiting for approval")
+        for col in ("workflow id", "actor", "model", "operation", "target", "explanation"):
+            table.add_column(col, overflow="fold")
+        for i in items:
+            r = i.request
+            table.add_row(i.workflow_id, r.actor.value, r.model_id or "", r.operation.value,
+                          r.path or r.host or r.target or "", r.explanation)
+        console.print(table if items else "nothing is waiting for approval")
+
+    def _decide(workflow_id: str, approve: bool, note: str) -> None:
+        from domain.approvals import ApprovalVerdict
+        from hybrid_llm import permission_client
+        from hybrid_llm.temporal import connect
+
+        async def go():
+            cfg = settings()
+            verdict = ApprovalVerdict(approve=approve, by=f"cli:{getpass.getuser()}", note=note)
+            try:
+                return await permission_client.decide(await connect(cfg), workflow_id, verdict)
+            except permission_client.ApprovalError as e:
+                raise CLIError(str(e)) from None
+
+        console.print(f"{workflow_id}: {run(go())}")
+
+    @approvals.command()
+    def approve(workflow_id: str, note: Note = "") -> None:
+        """Allow a waiting request."""
+        _decide(workflow_id, True, note)
+
+    @approvals.command()
+    def deny(workflow_id: str, note: Note = "") -> None:
+        """Refuse a waiting request (it counts as a failed permission request)."""
+        _decide(workflow_id, False, note)

@@ -1,0 +1,114 @@
+"""PermissionWorkflow: a model (or anything acting for one) asks to do something, with an explanation.
+
+check (policy + real paths + lockdown) -> allow | deny | ask a person (waits durably for `approvals approve/deny`)
+-> allowed write happens once (idempotent) | denial counted; too many denials lock the platform down.
+Every decision is an event in history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.lockdown import LockdownActivities
+    from activities.permissions import PermissionActivities, WriteRequest
+    from domain.approvals import (
+        ApprovalVerdict,
+        FailureRecord,
+        PendingApproval,
+        PermissionInput,
+        PermissionOutcome,
+        lockdown_due,
+    )
+    from domain.lockdown import EngageRequest, Trigger
+    from domain.permissions import Operation, PermissionDecision
+    from workflows.pausable import Pausable
+    from workflows.search_attributes import AWAITING_APPROVAL
+
+_QUICK = dict(start_to_close_timeout=timedelta(seconds=30),
+              retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=10))
+
+
+@workflow.defn(name="PermissionWorkflow")
+class PermissionWorkflow(Pausable):
+    def __init__(self) -> None:
+        super().__init__()
+        self._input: PermissionInput | None = None
+        self._pending: PermissionDecision | None = None
+        self._verdict: ApprovalVerdict | None = None
+
+    @workflow.query(name="pending")
+    def pending(self) -> PendingApproval | None:
+        if self._pending is None or self._input is None:
+            return None
+        return PendingApproval(workflow_id=workflow.info().workflow_id, request=self._input.request,
+                               decision=self._pending)
+
+    @workflow.update(name="decide")
+    async def decide(self, verdict: ApprovalVerdict) -> str:
+        self._verdict = verdict
+        return "approved" if verdict.approve else "denied"
+
+    @decide.validator
+    def _only_while_waiting(self, verdict: ApprovalVerdict) -> None:
+        if self._pending is None or self._verdict is not None:
+            raise ValueError("this request is not waiting for a decision")
+
+    @workflow.run
+    async def run(self, inp: PermissionInput) -> PermissionOutcome:
+        self._input = inp
+        await self.checkpoint()
+        decision = await workflow.execute_activity_method(PermissionActivities.check, inp.request, **_QUICK)
+        decided_by = "policy"
+        if decision.decision == "ask":
+            decision, decided_by = await self._ask_a_person(decision, inp)
+        workflow.upsert_memo({"decision": decision.model_dump(mode="json"), "decided_by": decided_by})
+
+        if not decision.allowed:
+            return await self._denied(inp, decision, decided_by)
+        outcome = PermissionOutcome(decision=decision, decided_by=decided_by)
+        if inp.request.operation == Operation.WRITE and inp.content is not None:
+            write = WriteRequest(**inp.request.model_dump(), content=inp.content)
+            written = await self.guarded(lambda: workflow.execute_activity_method(
+                PermissionActivities.write, write, **_QUICK))
+            outcome.wrote, outcome.bytes_written = decision.path, written
+        return outcome
+
+    async def _ask_a_person(self, decision: PermissionDecision, inp: PermissionInput
+                            ) -> tuple[PermissionDecision, str]:
+        self._pending = decision
+        workflow.upsert_search_attributes([AWAITING_APPROVAL.value_set(True)])
+        try:
+            await workflow.wait_condition(lambda: self._verdict is not None,
+                                          timeout=timedelta(seconds=inp.approval_timeout_s))
+        except asyncio.TimeoutError:
+            self._verdict = ApprovalVerdict(approve=False, by="timeout",
+                                            note=f"no decision within {inp.approval_timeout_s:.0f}s")
+        finally:
+            workflow.upsert_search_attributes([AWAITING_APPROVAL.value_set(False)])
+        verdict = self._verdict
+        assert verdict is not None
+        self._pending = None
+        word = "approved" if verdict.approve else "denied"
+        reason = f"{word} by {verdict.by}" + (f": {verdict.note}" if verdict.note else "")
+        return (PermissionDecision(decision="allow" if verdict.approve else "deny", reason=reason,
+                                   rule=f"person:{verdict.by}", path=decision.path), verdict.by)
+
+    async def _denied(self, inp: PermissionInput, decision: PermissionDecision, decided_by: str) -> PermissionOutcome:
+        counts = await workflow.execute_activity_method(
+            PermissionActivities.record_failure,
+            FailureRecord(request=inp.request, reason=decision.reason, workflow_id=workflow.info().workflow_id,
+                          window_s=inp.failure_window_s), **_QUICK)
+        outcome = PermissionOutcome(decision=decision, decided_by=decided_by, failures=counts)
+        reason = lockdown_due(counts, inp.failure_threshold)
+        if reason is not None:
+            state = await workflow.execute_activity_method(
+                LockdownActivities.alert, EngageRequest(reason=reason, trigger=Trigger.PERMISSION_FAILURES,
+                                                        actor=f"workflow:{workflow.info().workflow_id}"), **_QUICK)
+            outcome.locked_down = state.locked
+        return outcome
