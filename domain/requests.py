@@ -6,6 +6,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from domain.approvals import PermissionOutcome
 from domain.registry import Capability
 from domain.tuning import Tuning
 
@@ -27,6 +28,8 @@ class UserRequest(BaseModel):
     max_tokens: int = Field(default=256, ge=1, le=8192)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     system: str | None = Field(default=None, max_length=8_000)
+    save_as: str | None = Field(default=None, max_length=4096,
+                                description="Ask the model's permission to save the answer here (e.g. downloads/a.md).")
 
     @field_validator("prompt")
     @classmethod
@@ -85,6 +88,7 @@ class RequestResult(BaseModel):
     usage: Usage
     timings: Timings
     attempts: list[Attempt] = Field(default_factory=list)
+    saved: PermissionOutcome | None = None
 
 
 class RequestInput(BaseModel):

@@ -11,3 +11,6 @@ class Tuning(BaseModel):
     router_embeddings: bool = False
     lockdown_poll_s: float = Field(default=30.0, gt=0, description="How often a paused workflow re-reads the "
                                    "lockdown state in case it missed the release signal.")
+    permission_failure_threshold: int = Field(default=5, ge=1)
+    permission_failure_window_s: float = Field(default=600.0, gt=0)
+    approval_timeout_s: float = Field(default=86400.0, gt=0)

@@ -22,7 +22,10 @@ def new_request_id() -> str:
 def tuning_from(settings: Settings) -> Tuning:
     return Tuning(llm_heartbeat_timeout_s=settings.llm_heartbeat_timeout_s,
                   llm_start_to_close_s=settings.llm_start_to_close_s,
-                  llm_max_attempts=settings.llm_max_attempts, router_embeddings=settings.router_embeddings)
+                  llm_max_attempts=settings.llm_max_attempts, router_embeddings=settings.router_embeddings,
+                  permission_failure_threshold=settings.permission_failure_threshold,
+                  permission_failure_window_s=settings.permission_failure_window_s,
+                  approval_timeout_s=settings.approval_timeout_s)
 
 
 async def start_request(client: Client, settings: Settings, request: UserRequest) -> WorkflowHandle:

@@ -106,3 +106,18 @@ async def test_a_person_can_deny_and_the_denial_counts(client, settings, run_wor
         await permission_client.decide(client, handle.id, ApprovalVerdict(approve=False, by="bob", note="no"))
         outcome = await handle.result()
     assert outcome.decision.decision == "deny" and outcome.decided_by == "bob" and outcome.failures.total == 1
+
+
+async def test_a_model_asks_to_save_its_answer_from_the_request_flow(client, settings, run_worker, scripted_pool,
+                                                                     root):
+    from tests.helpers import ask_and_wait
+
+    async with run_worker(scripted_pool(scripted("echo", reply="the analysis"))):
+        handle, ok = await ask_and_wait(client, settings, "analyse this", save_as="downloads/analysis.md")
+        _, refused = await ask_and_wait(client, settings, "analyse that", save_as="uploads/analysis.md")
+    assert ok.saved.wrote == "downloads/analysis.md" and ok.saved.decided_by == "policy"
+    assert (root / "downloads" / "analysis.md").read_text() == "the analysis"
+    assert refused.saved.decision.decision == "deny" and refused.saved.wrote is None
+    assert not (root / "uploads" / "analysis.md").exists()
+    child = await client.get_workflow_handle(f"{handle.id}-save").describe()
+    assert child.workflow_type == "PermissionWorkflow"

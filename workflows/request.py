@@ -24,7 +24,10 @@ with workflow.unsafe.imports_passed_through():
                                  UserRequest)
     from domain.routing import RoutingDecision, SimilarityRequest, classify, route
     from domain.tuning import Tuning
+    from domain.approvals import PermissionInput, PermissionOutcome
+    from domain.permissions import Actor, Operation, PermissionRequest
     from workflows.pausable import Pausable
+    from workflows.permission import PermissionWorkflow
     from workflows.search_attributes import MODEL, TASK_TYPE
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
@@ -101,6 +104,10 @@ class RequestWorkflow(Pausable):
             attempts.append(Attempt(model=model_id, ok=True))
             break
 
+        saved = None
+        if request.save_as is not None:
+            self._progress = Progress(stage="saving", model=model_id)
+            saved = await self._save(request, status.spec, completion.text, tuning)
         self._progress = Progress(stage="done", model=model_id)
         total_ms = (workflow.now() - started).total_seconds() * 1000
         return RequestResult(
@@ -114,6 +121,7 @@ class RequestWorkflow(Pausable):
             timings=Timings(total_ms=round(total_ms, 1), load_ms=round(load_ms + completion.load_ms, 1),
                             inference_ms=completion.inference_ms),
             attempts=attempts,
+            saved=saved,
         )
 
     def _record(self, decisions: list[RoutingDecision]) -> None:
@@ -122,6 +130,18 @@ class RequestWorkflow(Pausable):
         workflow.upsert_memo({"routing": [d.model_dump(mode="json") for d in decisions]})
         workflow.upsert_search_attributes([TASK_TYPE.value_set(last.task_type.value),
                                            MODEL.value_set(last.chosen or "none")])
+
+    async def _save(self, request: UserRequest, spec, answer: str, tuning: Tuning) -> PermissionOutcome:
+        """The model asks permission to write its answer (a child workflow: it may wait for a person)."""
+        ask = PermissionRequest(actor=Actor.MODEL, operation=Operation.WRITE, model_id=spec.id,
+                                capabilities=spec.capabilities, path=request.save_as,
+                                explanation=f"saving the answer to {request.save_as}, as the user asked")
+        return await workflow.execute_child_workflow(
+            PermissionWorkflow.run,
+            PermissionInput(request=ask, content=answer, approval_timeout_s=tuning.approval_timeout_s,
+                            failure_threshold=tuning.permission_failure_threshold,
+                            failure_window_s=tuning.permission_failure_window_s),
+            id=f"{workflow.info().workflow_id}-save")
 
     async def _similarity(self, prompt: str, tuning: Tuning) -> dict | None:
         """Embedding evidence for the classifier when enabled; rules alone if it is off or fails."""

@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
         temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.2,
         request_id: Annotated[str | None, typer.Option(help="Idempotency key: the same id finds the same workflow.")] = None,
         system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+        save: Annotated[str | None, typer.Option("--save", help="Have the model ask permission to save the answer "
+                                                                 "under the platform root (e.g. downloads/answer.md).")] = None,
     ) -> None:
         """Ask a question; the router picks the model (local first) unless --model is given."""
         import sys
@@ -32,7 +34,7 @@ def register(app: typer.Typer) -> None:
         prompt = sys.stdin.read() if text == "-" else text
         try:
             request = UserRequest(request_id=request_id or new_request_id(), prompt=prompt, model=model,
-                                  max_tokens=max_tokens, temperature=temperature, system=system)
+                                  max_tokens=max_tokens, temperature=temperature, system=system, save_as=save)
         except ValidationError as e:
             raise CLIError(f"invalid request: {describe_validation(e)}", code=2) from None
         cfg = settings()
@@ -41,6 +43,11 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(result))
         else:
             console.print(result["answer"], highlight=False, markup=False)
+            if result.get("saved"):
+                saved = result["saved"]
+                verdict = saved["decision"]
+                err_console.print(f"saved to {saved['wrote']}" if saved.get("wrote") else
+                                  f"[yellow]not saved: {verdict['reason']}[/]", highlight=False)
             err_console.print(f"[dim]{result['model']} · {result['task_type']} · "
                               f"{result['usage']['completion_tokens']} tokens · {result['timings']['total_ms']:.0f} ms · "
                               f"workflow {result['workflow_id']}[/]", highlight=False)
