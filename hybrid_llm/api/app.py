@@ -11,6 +11,7 @@ from temporalio.client import Client
 from hybrid_llm.api import errors
 from hybrid_llm.api.gate import TemporalGate
 from hybrid_llm.api.routes import router
+from hybrid_llm.api.security_routes import router as security_router
 from hybrid_llm.settings import Settings
 
 
@@ -29,5 +30,6 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.gate = gate
     app.include_router(router)
+    app.include_router(security_router)
     errors.install(app)
     return app

@@ -1,0 +1,48 @@
+"""The security endpoints over HTTP (real Temporal, PostgreSQL, worker): lockdown and approvals."""
+
+from __future__ import annotations
+
+import asyncio
+
+from domain.permissions import Actor, Operation, PermissionRequest
+from hybrid_llm import permission_client
+from tests.test_api import api  # noqa: F401 - the fixture
+
+
+async def test_panic_button_and_release_over_http(api, run_worker, scripted_pool, lockdown_secret):  # noqa: F811
+    async with run_worker(scripted_pool()):
+        assert (await api.get("/v1/lockdown")).json()["locked"] is False
+        engaged = await api.post("/v1/lockdown/engage", json={"reason": "over http"})
+        assert engaged.status_code == 200 and engaged.json()["locked"] and engaged.json()["actor"] == "api"
+        bad = await api.post("/v1/lockdown/release", json={"secret": "nope"})
+        assert bad.status_code == 403 and "WrongSecret" in bad.json()["message"] and "nope" not in bad.text
+        too_soon = await api.post("/v1/lockdown/release", json={"secret": lockdown_secret})
+        assert too_soon.status_code == 429
+        await asyncio.sleep(2.1)
+        released = await api.post("/v1/lockdown/release", json={"secret": lockdown_secret})
+        assert released.status_code == 200 and released.json()["locked"] is False
+        not_locked = await api.post("/v1/lockdown/release", json={"secret": lockdown_secret})
+        assert not_locked.status_code == 409
+        assert (await api.post("/v1/lockdown/engage", json={})).status_code == 422
+
+
+async def test_approvals_over_http(api, client, settings, run_worker, scripted_pool, tmp_path):  # noqa: F811
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[model]\nrules = []\n[model.unmatched]\nnetwork = "ask"\n')
+    settings.permissions_file = policy
+    async with run_worker(scripted_pool()):
+        handle = await permission_client.request_permission(client, settings, PermissionRequest(
+            actor=Actor.MODEL, operation=Operation.NETWORK, model_id="m", host="pypi.org", explanation="deps"))
+        for _ in range(100):
+            listed = (await api.get("/v1/approvals")).json()
+            if listed:
+                break
+            await asyncio.sleep(0.1)
+        assert [item["workflow_id"] for item in listed] == [handle.id]
+        assert listed[0]["request"]["host"] == "pypi.org"
+        decided = await api.post(f"/v1/approvals/{handle.id}", json={"approve": True, "by": "carol"})
+        assert decided.status_code == 200 and decided.json()["result"] == "approved"
+        outcome = await handle.result()
+        again = await api.post(f"/v1/approvals/{handle.id}", json={"approve": False})
+    assert outcome.decision.decision == "allow" and outcome.decided_by == "api:carol"
+    assert again.status_code == 409
