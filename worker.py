@@ -26,7 +26,9 @@ from activities.lockdown import LockdownActivities
 from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
 from activities.permissions import PermissionActivities
+from activities.resource_monitor import ResourceMonitor
 from domain.permissions import PermissionPolicy
+from domain.resources import ResourceLimits
 from activities.routing import RoutingActivities
 from domain.registry import Registry
 from hybrid_llm.registry_file import load_registry
@@ -90,10 +92,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    monitor = ResourceMonitor(client, settings.temporal_namespace, settings.task_queue,
+                              ResourceLimits(memory_percent=settings.monitor_memory_percent,
+                                             backlog=settings.monitor_backlog), every_s=settings.monitor_every_s)
     async with build_worker(client, settings, pool, embedder=embedder):
+        watching = asyncio.create_task(monitor.run(stop))
         log.info("worker polling %s on %s (models: %s)", settings.task_queue, settings.temporal_target,
                  ", ".join(m.id for m in pool.registry.models))
         await stop.wait()
+        await watching
 
 
 def main() -> None:

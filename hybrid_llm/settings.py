@@ -55,6 +55,10 @@ class Settings(BaseSettings):
                                               "than this within the window lock the platform down.")
     permission_failure_window_s: float = Field(default=600.0, gt=0)
     approval_timeout_s: float = Field(default=86400.0, gt=0, description="How long a request waits for a person.")
+    # Resource monitor (in each worker): exhausted resources lock the platform down.
+    monitor_memory_percent: float = Field(default=95.0, gt=0, le=100)
+    monitor_backlog: int = Field(default=10_000, ge=1)
+    monitor_every_s: float = Field(default=10.0, gt=0)
     # Routing: add MiniLM embedding similarity to the rules (~5 s model load once, then a few ms per request).
     router_embeddings: bool = False
     sticky_queue_timeout_s: float = Field(default=1.0, gt=0, description="How soon a dead worker's cached "

@@ -147,3 +147,23 @@ async def test_cli_panic_button_status_and_release(settings, run_worker, lockdow
         right = await acli(settings, "lockdown", "release", "--secret-stdin", "--json", stdin=lockdown_secret + "\n")
         assert right.returncode == 0, right.stderr
         assert json.loads(right.stdout)["locked"] is False
+
+
+async def test_resource_exhaustion_locks_down(client, settings, run_worker, lockdown_secret):
+    from activities.resource_monitor import ResourceMonitor
+    from domain.lockdown import Trigger
+    from domain.resources import ResourceLimits
+
+    pool, _ = recording_pool()
+    async with run_worker(pool):
+        calm = ResourceMonitor(client, settings.temporal_namespace, settings.task_queue, ResourceLimits())
+        assert await calm.check_once() is None
+        sample = await calm.sample()
+        assert 0 < sample.memory_percent < 100
+        strained = ResourceMonitor(client, settings.temporal_namespace, settings.task_queue,
+                                   ResourceLimits(memory_percent=max(1.0, sample.memory_percent / 2)))
+        reason = await strained.check_once()
+        assert reason is not None and "memory" in reason
+        state = await lockdown_client.current(client, settings)
+        assert state.locked and state.trigger == Trigger.RESOURCE_EXHAUSTION and state.actor == "resource-monitor"
+        await lockdown_client.release(client, settings, lockdown_secret, actor="pytest")
