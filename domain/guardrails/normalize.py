@@ -54,19 +54,16 @@ class Normalized(BaseModel):
     compat: int = 0
 
 
+_INVISIBLE_NO_ZWJ = {k: v for k, v in _INVISIBLE.items() if k != 0x200D}
+# A zero-width joiner between two emoji is how emoji sequences are written: keep those, drop the others.
+_LONE_ZWJ = re.compile(r"(?<![\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F])\u200d|\u200d(?![\U0001F000-\U0001FAFF\u2600-\u27BF])")
+
+
 def _strip_invisible(text: str) -> tuple[str, int]:
-    # A zero-width joiner between two emoji is how emoji sequences are written: keep those.
-    kept = []
-    removed = 0
-    for i, ch in enumerate(text):
-        if ch == _ZWJ and 0 < i < len(text) - 1 and ord(text[i - 1]) > 0x2000 and ord(text[i + 1]) > 0x2000 \
-                and not text[i - 1].isalpha() and not text[i + 1].isalpha():
-            kept.append(ch)
-        elif ord(ch) in _INVISIBLE:
-            removed += 1
-        else:
-            kept.append(ch)
-    return "".join(kept), removed
+    out = text.translate(_INVISIBLE_NO_ZWJ)
+    if _ZWJ in out:
+        out = _LONE_ZWJ.sub("", out)
+    return out, len(text) - len(out)
 
 
 def _fold_homoglyphs(text: str) -> tuple[str, int]:
@@ -114,7 +111,8 @@ def _printable(s: str) -> bool:
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{8,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX_ESC = re.compile(r"(?:\\x[0-9a-fA-F]{2}){4,}")
 _HEX = re.compile(r"\b(?:0x)?((?:[0-9a-fA-F]{2}){6,}|(?:[0-9a-fA-F]{2}[ :]){5,}[0-9a-fA-F]{2})\b")
-_URL = re.compile(r"\S*(?:%[0-9a-fA-F]{2}\S*){2,}")
+_TOKEN = re.compile(r"\S+")
+_PCT = re.compile(r"%[0-9a-fA-F]{2}")
 _ENTITY = re.compile(r"(?:&#x?[0-9a-fA-F]+;){3,}")
 _UNI_ESC = re.compile(r"(?:\\u[0-9a-fA-F]{4}){3,}")
 
@@ -161,10 +159,13 @@ def decoded_payloads(text: str, depth: int = 2) -> list[tuple[str, str]]:
     for m in _HEX.finditer(text):
         if (out := _hex(m.group(1))) is not None:
             found.append(("hex", out))
-    for m in _URL.finditer(text):
-        out = urllib.parse.unquote(m.group(0))
-        if out != m.group(0) and _printable(out):
-            found.append(("url", out))
+    if "%" in text:
+        for m in _TOKEN.finditer(text):
+            tok = m.group(0)
+            if len(_PCT.findall(tok)) >= 2:
+                out = urllib.parse.unquote(tok)
+                if _printable(out):
+                    found.append(("url", out))
     for m in _ENTITY.finditer(text):
         out = html.unescape(m.group(0))
         if _printable(out):
