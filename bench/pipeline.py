@@ -39,6 +39,8 @@ from domain.requests import ChatMessage, UserRequest  # noqa: E402
 from hybrid_llm.request_client import start_request  # noqa: E402
 from hybrid_llm.registry_file import load_registry  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
+from hybrid_llm.stack import migrate  # noqa: E402
+from hybrid_llm.stack.postgres import EmbeddedPostgres  # noqa: E402
 from hybrid_llm.stack.temporal_server import TemporalServer  # noqa: E402
 from hybrid_llm.temporal import connect, ensure_search_attributes, has_workers  # noqa: E402
 from worker import build_worker  # noqa: E402
@@ -114,7 +116,8 @@ async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
     env = {**os.environ, "HYBRID_TEMPORAL_ADDRESS": settings.temporal_target, "HYBRID_TASK_QUEUE": queue,
            "HYBRID_LLM_HEARTBEAT_TIMEOUT_S": str(settings.llm_heartbeat_timeout_s),
            "HYBRID_STICKY_QUEUE_TIMEOUT_S": str(settings.sticky_queue_timeout_s),
-           "HYBRID_MODELS_FILE": str(registry), "HYBRID_STATE_DIR": str(workdir / "state")}
+           "HYBRID_MODELS_FILE": str(registry), "HYBRID_STATE_DIR": str(workdir / "state"),
+           "HYBRID_DATABASE_URL": settings.effective_database_url}
     recovery_settings = settings.model_copy(update={"task_queue": queue})
     log = (workdir / "worker.log").open("ab")
 
@@ -181,10 +184,13 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         workdir = Path(tmp)
         server = TemporalServer(workdir / "temporal", _free_port(), _free_port(), headless=True)
+        postgres = EmbeddedPostgres(workdir / "pg", _free_port())
         server.start()
+        postgres.start()
         try:
+            migrate.upgrade(postgres.url)
             settings = Settings(state_dir=workdir / "state", temporal_address=server.address,
-                                task_queue=f"bench-{uuid.uuid4().hex[:8]}")
+                                database_url=postgres.url, task_queue=f"bench-{uuid.uuid4().hex[:8]}")
             client = await connect(settings)
             await ensure_search_attributes(client, settings.temporal_namespace)
             figures = {"requests": args.requests}
@@ -194,6 +200,7 @@ async def main() -> None:
                 figures |= await local_tokens(client, settings)
         finally:
             server.stop()
+            postgres.stop()
     targets = {"throughput_ratio": ">= 0.8", "added_latency_ms_p50": "<= 25", "recovery_s": "<= 3",
                "local_tokens_per_s_ratio": ">= 0.9"}
     print(json.dumps({**figures, "targets": targets}))

@@ -19,7 +19,10 @@ def register(app: typer.Typer) -> None:
         """Start the embedded stack and a worker in the background (reuses what already runs)."""
         from hybrid_llm.stack import up as stack_up
 
-        _show(stack_up(settings()), as_json, "up")
+        cfg = settings()
+        _show(stack_up(cfg), as_json, "up")
+        if not as_json:
+            _remind_secret(cfg)
 
     @app.command()
     def down(as_json: JsonFlag = False) -> None:
@@ -34,6 +37,19 @@ def register(app: typer.Typer) -> None:
         from hybrid_llm.stack import status as stack_status
 
         _show(stack_status(settings()), as_json, "status")
+
+
+def _remind_secret(cfg) -> None:
+    """A lockdown cannot be released without a secret: say so until one is set."""
+    from hybrid_llm.lockdown_client import store
+
+    try:
+        missing = not store(cfg).has_secret()
+    except Exception:  # noqa: BLE001 - a reminder must never fail `up`
+        return
+    if missing:
+        console.print("[yellow]No lockdown release secret is set: run `hybrid-llm lockdown set-secret` "
+                      "(a lockdown cannot be released without it).[/]")
 
 
 def _show(report, as_json: bool, command: str) -> None:
