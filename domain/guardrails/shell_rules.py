@@ -307,7 +307,9 @@ class Analyzer:
             if paths.is_block_device(p):
                 self.add("disk_wipe", Risk.HIGH, f"{what} device {p}")
             elif not p.startswith("/proc"):
-                self.add("destructive_delete", Risk.HIGH if not drop else Risk.MEDIUM, f"{what} system path {p}")
+                core = re.match(r"^/(?:etc|boot|bin|sbin|lib\w*|usr)(?:/|$)", p) or recursive
+                self.add("destructive_delete", Risk.HIGH if core and not drop else Risk.MEDIUM,
+                         f"{what} system path {p}")
         elif (sub := paths.home_sub(p)) is not None:
             if paths.is_secret(p) or paths.is_secret_dir(p):
                 self.add("destructive_delete", Risk.HIGH, f"{what} keys or credentials {p}")

@@ -14,7 +14,7 @@ from domain.guardrails.verdict import RuleHit, Risk
 _F = re.IGNORECASE | re.MULTILINE
 
 _OVERRIDE_OBJ = (r"(?:instructions?|instruct\w*|prompts?|rules|directives?|guidelines|guardrails|constraints|"
-                 r"commands|orders|directions|context|programming|restrictions|polic(?:y|ies)|safety|system message|"
+                 r"commands|orders|directions|guidance|setup|context|programming|restrictions|polic(?:y|ies)|safety|system message|"
                  r"(?:system|developer) prompt|training|conditioning|filters?)")
 _OVERRIDE = [
     # English
@@ -25,6 +25,11 @@ _OVERRIDE = [
     r"\b(?:ignore|disregard|forget)\s+(?:all|everything)\s+(?:above|before|prior|previous|you (?:were|have been) told)",
     r"\b(?:ignore|disregard|forget)\s+(?:the |all )?(?:above|previous|prior|preceding|foregoing)\s*(?:and|,|;|\.|$)",
     r"\b(?:forget|ignore|disregard)\s+(?:everything|all)\b[^.\n]{0,30}\b(?:said|told|written)\b",
+    r"\b(?:whatever|everything|anything|all)\b[^.\n]{0,30}\b(?:creators?|developers?|makers?|system|openai|"
+    r"anthropic|they)\b[^.\n]{0,20}\b(?:told|taught|instructed|programmed|said)\b[^.\n]{0,40}\b(?:no longer|"
+    r"doesn'?t|does not|don'?t|do not)\s+(?:apply|applies|matter|count)",
+    r"\b(?:pretend|imagine|assume|act as if)\b[^.\n]{0,20}\b(?:the |your |all |any )?(?:rules|restrictions|"
+    r"guidelines|filters|polic(?:y|ies)|safety)\b[^.\n]{0,20}\b(?:don'?t|do not|doesn'?t|no longer)\s+(?:exist|apply)",
     r"\byour (?:new|real|true|updated) (?:instructions?|rules|directives?|system prompt) (?:is|are|:)",
     r"\b(?:new|updated|revised|override) (?:system )?(?:instructions?|rules|directives?)\s*:",
     r"\bsystem (?:override|prompt override|instruction override)\b",
@@ -42,7 +47,7 @@ _OVERRIDE = [
     r"istruzioni|regole|direttive|indicazioni|prompt)\b",
     # German / Dutch
     r"\b(?:ignoriere|ignorier|ignorieren sie|vergiss|vergessen sie|missachte|missachten sie|übergehe|"
-    r"negeer|vergeet|negeren|sla\b[^.\n]{0,20}\bover)\b[^.\n]{0,50}(?:anweisungen|instruktionen|regeln|vorgaben|"
+    r"negeer|ignoreer|vergeet|negeren|sla\b[^.\n]{0,20}\bover)\b[^.\n]{0,50}(?:anweisungen|instruktionen|regeln|vorgaben|"
     r"befehle|richtlinien|anordnungen|systemprompt|instructies|regels|richtlijnen|opdrachten|aanwijzingen)",
     # Russian / Ukrainian / Polish / Turkish
     r"(?:игнорируй|игнорируйте|игнорировать|проигнорируй|забудь|забудьте|не обращай внимания на|отбрось|"
@@ -93,6 +98,7 @@ _JAILBREAK = [
 _TEMPLATE = [
     (r"<\|(?:im_start|im_end|im_sep|endoftext|system|user|assistant|begin_of_text|end_of_text|start_header_id|"
      r"end_header_id|eot_id|eom_id|fim_\w+|channel|message|start|end|tool_call|python_tag)\|>", Risk.HIGH),
+    (r"<\s*/?\s*(?:system|sys)\s*>", Risk.HIGH),
     (r"\[/?INST\]|<<\s*/?SYS\s*>>|<start_of_turn>|<end_of_turn>|<\|?(?:system|user|assistant)\|?>\s*\n", Risk.HIGH),
     (r"^\s*#{2,}\s*(?:system|instruction|new instructions?|developer|admin)\s*(?:prompt|message)?\s*:", Risk.HIGH),
     (r"^\s*\[?(?:system|SYSTEM)\]?\s*(?:message|prompt|override|notice)?\s*:\s*(?:you|ignore|the assistant|new|"
@@ -134,13 +140,15 @@ _EXTRACT = [
     r"spell out|translate)\b[^.\n]{0,40}\b(?:(?:your|its) (?:(?:initial|original|hidden|secret|full|entire|first|"
     r"system|developer|exact|complete)\s+)*(?:prompt|instructions|system message|directives|configuration)|"
     r"(?:the |your )?(?:(?:initial|original|hidden|secret|full|entire|developer|exact|complete)\s+)*"
-    r"(?:system prompt|system message|system instructions)|the (?:initial|original|hidden|secret)\s+(?:prompt|"
+    r"(?:system prompt|system message|system instructions|setup message|pre-?prompt|context window)|the (?:initial|original|hidden|secret)\s+(?:prompt|"
     r"instructions)|(?:the )?(?:text|words|everything|content|message|instructions)\s+(?:above|before (?:this|my)|"
     r"preceding|prior to)(?! in)|rules you (?:were|are) given)\b",
     r"\bwhat (?:were|are) (?:your|the) (?:exact |initial |original |hidden |system )+(?:instructions|prompt|"
     r"directives)\b|\bwhat (?:was|is) (?:written|said) (?:above|before (?:this|my (?:first )?message))",
     r"\b(?:begin|start) (?:your (?:answer|reply|response) )?with\b[^.\n]{0,20}\b(?:you are|your instructions|"
     r"my instructions|system prompt)",
+    r"\b(?:what|everything)\b[^.\n]{0,30}\b(?:your |the )?(?:developers?|creators?|operators?)\b[^.\n]{0,10}"
+    r"\b(?:wrote|told you|gave you|put)\b[^.\n]{0,40}\b(?:setup|system|hidden|initial|instructions|prompt)",
     r"\bverbatim\b[^.\n]{0,40}\b(?:above|system|instructions|prompt|initiali[sz]ation)\b",
     r"(?:répète|affiche|montre|révèle)[^.\n]{0,30}(?:ton|tes|votre|vos|le) (?:prompt|instructions|invite) "
     r"(?:système|initial)|(?:repite|muestra|revela|imprime)[^.\n]{0,30}(?:tu|tus|el) (?:prompt|instrucciones) "
@@ -171,6 +179,8 @@ _GRANT = [
     r"\b(?:the )?(?:user|admin|administrator|operator) has (?:already )?(?:approved|authori[sz]ed|granted|allowed)"
     r"\b[^.\n]{0,40}\b(?:all|every|any|this|these|you)\b",
     r"\byou (?:now )?have (?:root|admin|full|unrestricted|write) (?:access|permissions?|privileges?)\b",
+    r"\byou (?:can|may) (?:now )?(?:write|delete|read|access|run|execute|modify)\b[^.\n]{0,30}\b(?:anywhere|"
+    r"any(?:thing| file| folder| command| path)|everything|all (?:files|folders|paths|commands))\b",
 ]
 
 _META = re.compile(r"prompt injection|injection attack|jailbreak|attacker|malicious|adversarial|for example|e\.g\.|"
