@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from activities.db import make_engine
 from activities.embeddings import Embedder
 from activities.filesystem import PlatformFiles
+from activities.guard import GuardActivities
 from activities.llm import LLMActivities
 from activities.llm_pool import LLMPool
 from activities.lockdown import LockdownActivities
@@ -30,6 +31,7 @@ from activities.resource_monitor import ResourceMonitor
 from domain.permissions import PermissionPolicy
 from domain.resources import ResourceLimits
 from activities.routing import RoutingActivities
+from activities.scanning import ScanActivities, Scanner
 from domain.registry import Registry
 from hybrid_llm.registry_file import load_registry
 from hybrid_llm.settings import Settings
@@ -56,9 +58,12 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     task_queue = task_queue or settings.task_queue
     store = LockdownStore(engine or make_engine(settings.effective_database_url), scope=task_queue)
     gate = LockdownGate(store)
-    llm = LLMActivities(pool, gate, max_concurrent=settings.worker_threads)
+    embedder = embedder or Embedder()
+    scanner = Scanner(GuardActivities(embedder))
+    llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads)
+    scans = ScanActivities(scanner)
     permissions = PermissionActivities(PlatformFiles(settings.root), load_policy(settings), store, gate)
-    routing = RoutingActivities(embedder or Embedder())
+    routing = RoutingActivities(embedder)
     lockdown = LockdownActivities(store, client, task_queue)
     local_slots = 4
     return Worker(
@@ -67,7 +72,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         workflows=WORKFLOWS,
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
-                    permissions.write],
+                    permissions.write, scans.scan],
         # Every activity is sync (blocking work): one thread per running activity, never more accepted
         # than there are threads, so an accepted task never sits un-heartbeated in a queue.
         activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),
@@ -86,7 +91,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     await ensure_search_attributes(client, settings.temporal_namespace)
     pool = build_pool(settings)
     embedder = Embedder()
-    if settings.router_embeddings:  # load in the background so the worker starts polling at once
+    if settings.router_embeddings or settings.guard_semantic:  # load in the background; poll at once
         threading.Thread(target=embedder.encode, args=(["warm up"],), daemon=True, name="embedder-load").start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

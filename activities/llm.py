@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities.llm_pool import LLMPool
 from activities.lockdown_gate import LockdownGate
 from activities.providers import ProviderError
+from activities.scanning import Scanner
 from domain.llm import (
     Completion,
     CompletionRequest,
@@ -29,6 +30,7 @@ from domain.llm import (
 )
 from domain.pool import PoolSnapshot
 from domain.requests import ChatMessage
+from domain.scanning import ScanRequest
 
 T = TypeVar("T")
 
@@ -43,10 +45,11 @@ def _as_application_error(e: ProviderError) -> ApplicationError:
 
 
 class LLMActivities:
-    def __init__(self, pool: LLMPool, gate: LockdownGate, max_concurrent: int = 16,
+    def __init__(self, pool: LLMPool, gate: LockdownGate, scanner: Scanner, max_concurrent: int = 16,
                  heartbeat_every_s: float = 0.25) -> None:
         self.pool = pool
         self.gate = gate
+        self.scanner = scanner
         self._every = heartbeat_every_s
         # One call thread per concurrent activity (and spare): a call never queues for a thread, so an
         # admitted call starts at once and no activity waits un-heartbeated.
@@ -137,9 +140,13 @@ class LLMActivities:
                 self.pool.mark_health(req.model_id, str(e))
             raise _as_application_error(e) from None
         self.pool.report_success(req.model_id)
+        verdict = None
+        if req.scan_output:  # every model output passes the guardrails before anyone sees it
+            verdict = self.scanner.scan(ScanRequest(text=out.text, kind="prompt", source="model_output",
+                                                    semantic=req.scan_semantic))
         return Completion(model_id=req.model_id, text=out.text, prompt_tokens=out.prompt_tokens,
                           completion_tokens=out.completion_tokens, load_ms=round(load_ms, 1),
-                          inference_ms=round(inference_ms, 1))
+                          inference_ms=round(inference_ms, 1), verdict=verdict)
 
     def _load_and_complete(self, provider, req: CompletionRequest):
         load_ms, _ = self.pool.ensure_loaded(req.model_id)

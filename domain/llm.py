@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from domain.guardrails import Verdict
 from domain.requests import ChatMessage
 
 
@@ -17,6 +18,8 @@ class CompletionRequest(BaseModel):
     max_tokens: int = Field(default=256, ge=1)
     temperature: float = 0.2
     request_id: str | None = None
+    scan_output: bool = True  # run the guardrails on the output where it is produced
+    scan_semantic: bool = False
 
 
 class Completion(BaseModel):
@@ -26,6 +29,7 @@ class Completion(BaseModel):
     completion_tokens: int
     load_ms: float = 0.0
     inference_ms: float = 0.0
+    verdict: Verdict | None = None
 
 
 class LoadResult(BaseModel):

@@ -14,3 +14,4 @@ class Tuning(BaseModel):
     permission_failure_threshold: int = Field(default=5, ge=1)
     permission_failure_window_s: float = Field(default=600.0, gt=0)
     approval_timeout_s: float = Field(default=86400.0, gt=0)
+    guard_semantic: bool = False

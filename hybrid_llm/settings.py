@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     monitor_memory_percent: float = Field(default=95.0, gt=0, le=100)
     monitor_backlog: int = Field(default=10_000, ge=1)
     monitor_every_s: float = Field(default=10.0, gt=0)
+    # Guardrails: add the semantic layer (MiniLM k-NN against labelled attacks) to the rules at every scan point.
+    guard_semantic: bool = False
     # Routing: add MiniLM embedding similarity to the rules (~5 s model load once, then a few ms per request).
     router_embeddings: bool = False
     sticky_queue_timeout_s: float = Field(default=1.0, gt=0, description="How soon a dead worker's cached "

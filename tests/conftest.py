@@ -196,3 +196,22 @@ def lockdown_secret(engine) -> str:
     if not store.has_secret():
         store.set_secret(LOCKDOWN_SECRET)
     return LOCKDOWN_SECRET
+
+
+@pytest.fixture
+def scratch_database_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server (for tests that migrate down and up)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"scratch_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -23,10 +23,14 @@ def vector_installed(url: str) -> bool:
         engine.dispose()
 
 
-def test_upgrade_downgrade_upgrade(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upgrade_downgrade_upgrade(scratch_database_url: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    postgres_url = scratch_database_url  # its own database: the session's shared one stays at head
     monkeypatch.chdir(tmp_path)  # works from any directory
     head = migrate.head()
     assert head is not None
+    assert migrate.current(postgres_url) is None
+    migrate.upgrade(postgres_url)
     assert migrate.current(postgres_url) == head
     assert vector_installed(postgres_url)
 

@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.lockdown import LockdownActivities
     from activities.permissions import PermissionActivities, WriteRequest
+    from activities.scanning import ScanActivities
     from domain.approvals import (
         ApprovalVerdict,
         FailureRecord,
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.lockdown import EngageRequest, Trigger
     from domain.permissions import Operation, PermissionDecision
+    from domain.scanning import ScanRequest, blocked_message, is_security_alert, summary
     from workflows.pausable import Pausable
     from workflows.search_attributes import AWAITING_APPROVAL
 
@@ -69,6 +71,8 @@ class PermissionWorkflow(Pausable):
             decision, decided_by = await self._ask_a_person(decision, inp)
         workflow.upsert_memo({"decision": decision.model_dump(mode="json"), "decided_by": decided_by})
 
+        if decision.allowed and inp.content is not None:
+            decision, decided_by = await self._scan_content(inp, decision, decided_by)
         if not decision.allowed:
             return await self._denied(inp, decision, decided_by)
         outcome = PermissionOutcome(decision=decision, decided_by=decided_by)
@@ -78,6 +82,23 @@ class PermissionWorkflow(Pausable):
                 PermissionActivities.write, write, **_QUICK))
             outcome.wrote, outcome.bytes_written = decision.path, written
         return outcome
+
+    async def _scan_content(self, inp: PermissionInput, decision: PermissionDecision, decided_by: str
+                            ) -> tuple[PermissionDecision, str]:
+        """What a model writes passes the guardrails; a critical hit also locks the platform down."""
+        verdict = await workflow.execute_local_activity_method(
+            ScanActivities.scan, ScanRequest(text=inp.content or "", kind="prompt", source="model_output",
+                                          path=decision.path),
+            start_to_close_timeout=timedelta(seconds=60))
+        workflow.upsert_memo({"content_scan": summary(verdict)})
+        if verdict.verdict != "block":
+            return decision, decided_by
+        reason = blocked_message(verdict, "the content to write")
+        if is_security_alert(verdict):
+            await workflow.execute_activity_method(
+                LockdownActivities.alert, EngageRequest(reason=reason, trigger=Trigger.SECURITY_ALERT,
+                                                        actor=f"workflow:{workflow.info().workflow_id}"), **_QUICK)
+        return PermissionDecision(decision="deny", reason=reason, rule="guardrails", path=decision.path), "guardrails"
 
     async def _ask_a_person(self, decision: PermissionDecision, inp: PermissionInput
                             ) -> tuple[PermissionDecision, str]:

@@ -7,6 +7,7 @@ next candidate when a model fails. The routing decision and its reasons are reco
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -17,14 +18,19 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
+    from activities.lockdown import LockdownActivities
+    from activities.scanning import ScanActivities
     from activities.routing import RoutingActivities
     from domain.llm import Completion, CompletionRequest, LoadResult, ModelFailure, ModelRef, PoolCommand
     from domain.pool import PoolSnapshot
     from domain.requests import (Attempt, ChatMessage, Progress, RequestInput, RequestResult, Timings, Usage,
                                  UserRequest)
     from domain.routing import RoutingDecision, SimilarityRequest, classify, route
+    from domain.scanning import ScanRequest, blocked_message, is_security_alert, summary
     from domain.tuning import Tuning
     from domain.approvals import PermissionInput, PermissionOutcome
+    from domain.guardrails import Verdict
+    from domain.lockdown import EngageRequest, Trigger
     from domain.permissions import Actor, Operation, PermissionRequest
     from workflows.pausable import Pausable
     from workflows.permission import PermissionWorkflow
@@ -44,6 +50,7 @@ class RequestWorkflow(Pausable):
     def __init__(self) -> None:
         super().__init__()
         self._progress = Progress(stage="received")
+        self._verdicts: dict[str, dict] = {}
 
     @workflow.query(name="progress")
     def progress(self) -> Progress:
@@ -64,7 +71,12 @@ class RequestWorkflow(Pausable):
 
         await self.checkpoint()
         self._progress = Progress(stage="routing")
-        snapshot = await self._pool_status()
+        # The input scan and the pool snapshot run side by side (local activities, one workflow task).
+        verdict, snapshot = await asyncio.gather(
+            self._scan(ScanRequest(text=request.prompt, kind="prompt", source="user",
+                                   semantic=tuning.guard_semantic)),
+            self._pool_status())
+        await self._enforce(verdict, "the request")
         if request.model is not None and snapshot.get(request.model) is None:
             known = ", ".join(m.spec.id for m in snapshot.models)
             raise ApplicationError(f"unknown model {request.model!r}; known models: {known}",
@@ -104,6 +116,8 @@ class RequestWorkflow(Pausable):
             attempts.append(Attempt(model=model_id, ok=True))
             break
 
+        if completion.verdict is not None:
+            await self._enforce(completion.verdict, f"the answer of {model_id}")
         saved = None
         if request.save_as is not None:
             self._progress = Progress(stage="saving", model=model_id)
@@ -123,6 +137,24 @@ class RequestWorkflow(Pausable):
             attempts=attempts,
             saved=saved,
         )
+
+    async def _scan(self, req: ScanRequest) -> Verdict:
+        return await workflow.execute_local_activity_method(ScanActivities.scan, req,
+                                                            start_to_close_timeout=timedelta(seconds=60))
+
+    async def _enforce(self, verdict: Verdict, what: str) -> None:
+        """Record the verdict; a block fails the request, and a critical hit locks the platform down first."""
+        self._verdicts[what] = summary(verdict)
+        workflow.upsert_memo({"guardrails": self._verdicts})
+        if verdict.verdict != "block":
+            return
+        if is_security_alert(verdict):
+            await workflow.execute_activity_method(
+                LockdownActivities.alert,
+                EngageRequest(reason=blocked_message(verdict, what), trigger=Trigger.SECURITY_ALERT,
+                              actor=f"workflow:{workflow.info().workflow_id}"),
+                start_to_close_timeout=timedelta(seconds=60))
+        raise ApplicationError(blocked_message(verdict, what), summary(verdict), type="Blocked", non_retryable=True)
 
     def _record(self, decisions: list[RoutingDecision]) -> None:
         """Put the decision and its reasons into history (memo event) and the UI (search attributes)."""
@@ -173,7 +205,8 @@ class RequestWorkflow(Pausable):
         return await workflow.execute_activity_method(
             LLMActivities.complete,
             CompletionRequest(model_id=model_id, messages=messages, max_tokens=request.max_tokens,
-                              temperature=request.temperature, request_id=request.request_id),
+                              temperature=request.temperature, request_id=request.request_id,
+                              scan_semantic=tuning.guard_semantic),
             start_to_close_timeout=timedelta(seconds=tuning.llm_start_to_close_s),
             heartbeat_timeout=timedelta(seconds=tuning.llm_heartbeat_timeout_s),
             retry_policy=self._retry(tuning))

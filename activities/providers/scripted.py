@@ -6,6 +6,7 @@ fail ("transient" or "permanent": every call fails that way), load_ms (simulated
 
 from __future__ import annotations
 
+import re
 import time
 
 from activities.providers.base import ProviderError, ProviderOutput
@@ -43,6 +44,6 @@ class ScriptedProvider:
             time.sleep(delay)
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
         text = str(self.spec.options.get("reply", "scripted answer to: {prompt}")).replace("{prompt}", prompt)
-        words = text.split()[:max_tokens]
-        return ProviderOutput(text=" ".join(words), prompt_tokens=sum(len(m.content.split()) for m in messages),
-                              completion_tokens=len(words))
+        words = list(re.finditer(r"\S+", text))[:max_tokens]  # a "token" is a word; layout is kept
+        return ProviderOutput(text=text[:words[-1].end()] if words else "",
+                              prompt_tokens=sum(len(m.content.split()) for m in messages), completion_tokens=len(words))

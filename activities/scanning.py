@@ -1,0 +1,39 @@
+"""The guardrails at every scan point: rules (layer 1) and, when asked, the semantic layer (layer 2).
+
+Scanning runs in activities so each verdict is recorded in history: replaying an old request after the
+rules change gives the recorded verdict, not a new one.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.guard import GuardActivities
+from domain.guardrails import SemanticRequest, Verdict, combine, scan_command, scan_text
+from domain.scanning import ScanRequest, scan_output
+
+
+class Scanner:
+    def __init__(self, semantic: GuardActivities | None = None) -> None:
+        self.semantic_layer = semantic
+
+    def scan(self, req: ScanRequest) -> Verdict:
+        if req.kind == "command":
+            rules = scan_command(req.text)
+        elif req.source == "model_output":
+            rules = scan_output(req.text, path=req.path)  # text rules + command rules on the commands in it
+        else:
+            rules = scan_text(req.text, source=req.source)
+        if not req.semantic or self.semantic_layer is None:
+            return rules
+        result = self.semantic_layer.semantic(SemanticRequest(text=req.text, kind=req.kind, source=req.source))
+        return combine(rules, result)
+
+
+class ScanActivities:
+    def __init__(self, scanner: Scanner) -> None:
+        self.scanner = scanner
+
+    @activity.defn(name="guard.scan")
+    def scan(self, req: ScanRequest) -> Verdict:
+        return self.scanner.scan(req)
