@@ -27,6 +27,7 @@ from activities.lockdown import LockdownActivities
 from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
 from activities.permissions import PermissionActivities
+from activities.preflight import PreflightActivities
 from activities.resource_monitor import ResourceMonitor
 from domain.permissions import PermissionPolicy
 from domain.resources import ResourceLimits
@@ -62,6 +63,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     scanner = Scanner(GuardActivities(embedder))
     llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads)
     scans = ScanActivities(scanner)
+    preflight = PreflightActivities(pool, scanner)
     permissions = PermissionActivities(PlatformFiles(settings.root), load_policy(settings), store, gate)
     routing = RoutingActivities(embedder)
     lockdown = LockdownActivities(store, client, task_queue)
@@ -72,7 +74,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         workflows=WORKFLOWS,
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
-                    permissions.write, scans.scan],
+                    permissions.write, scans.scan, preflight.preflight],
         # Every activity is sync (blocking work): one thread per running activity, never more accepted
         # than there are threads, so an accepted task never sits un-heartbeated in a queue.
         activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.lockdown_store import LockdownStore
+from activities.lockdown_store import LOCK_NAMESPACE, LockdownStore
 
 LOCKED_DOWN = "LockedDown"
 
@@ -28,20 +27,26 @@ class LockdownGate:
     @contextmanager
     def admit(self, action: str) -> Iterator[None]:
         """Start the side effect inside this block; it is refused (LockedDown) while the platform is locked."""
-        session = Session(self.store.engine)
+        # SQLAlchemy Core on a pooled connection: this runs before every side effect, so it stays lean.
+        conn = None
         try:
-            try:
-                session.begin()
-                self.store.lock(session, exclusive=False)
-                state = self.store.read(session)
-            except sa.exc.SQLAlchemyError as e:
-                raise ApplicationError(f"cannot confirm the lockdown state, so {action} does not start: "
-                                       f"{type(e).__name__}", type="GateUnavailable") from None
-            if state.locked:
-                raise ApplicationError(f"lockdown (epoch {state.epoch}): {action} refused: {state.reason}",
-                                       state.epoch, type=LOCKED_DOWN, non_retryable=True,
-                                   category=ApplicationErrorCategory.BENIGN)  # expected: logged at DEBUG
+            conn = self.store.engine.connect()
+            conn.execute(_LOCK_SHARED, {"ns": LOCK_NAMESPACE, "scope": self.store.scope})
+            row = conn.execute(_READ, {"scope": self.store.scope}).first()
+        except sa.exc.SQLAlchemyError as e:
+            if conn is not None:
+                conn.close()
+            raise ApplicationError(f"cannot confirm the lockdown state, so {action} does not start: "
+                                   f"{type(e).__name__}", type="GateUnavailable") from None
+        with conn:
+            if row is not None and row.locked:
+                raise ApplicationError(f"lockdown (epoch {row.epoch}): {action} refused: {row.reason}",
+                                       row.epoch, type=LOCKED_DOWN, non_retryable=True,
+                                       category=ApplicationErrorCategory.BENIGN)  # expected: logged at DEBUG
             yield
-            session.commit()
-        finally:
-            session.close()
+            conn.commit()  # releases the shared lock: the side effect has started
+
+
+# Two statements on purpose: the lock first, then a read with a snapshot taken after the lock was granted.
+_LOCK_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(:ns, hashtext(:scope))")
+_READ = sa.text("SELECT locked, epoch, reason FROM lockdown_state WHERE scope = :scope")

@@ -13,7 +13,7 @@ from activities.db.models import LockdownSecretRow, LockdownStateRow, ReleaseAtt
 from domain.lockdown import MIN_SECRET_CHARS, LockdownState, SecretParams, secret_hash, token_matches
 
 
-_LOCK_NAMESPACE = 0x4C4B  # advisory lock class "LK"
+LOCK_NAMESPACE = 0x4C4B  # advisory lock class "LK"
 
 
 class SecretError(ValueError):
@@ -32,7 +32,7 @@ class LockdownStore:
         once an exclusive request waits, later shared requests wait behind it (row locks would let a steady
         stream of shared lockers starve an engage)."""
         fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-        session.execute(sa.text(f"SELECT {fn}(:ns, hashtext(:scope))"), {"ns": _LOCK_NAMESPACE, "scope": self.scope})
+        session.execute(sa.text(f"SELECT {fn}(:ns, hashtext(:scope))"), {"ns": LOCK_NAMESPACE, "scope": self.scope})
 
     def read(self, session: Session | None = None) -> LockdownState:
         if session is None:

@@ -7,7 +7,6 @@ next candidate when a model fails. The routing decision and its reasons are reco
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -19,17 +18,17 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
     from activities.lockdown import LockdownActivities
-    from activities.scanning import ScanActivities
+    from activities.preflight import PreflightActivities
     from activities.routing import RoutingActivities
-    from domain.llm import Completion, CompletionRequest, LoadResult, ModelFailure, ModelRef, PoolCommand
-    from domain.pool import PoolSnapshot
+    from domain.llm import Completion, CompletionRequest, LoadResult, ModelFailure, ModelRef
     from domain.requests import (Attempt, ChatMessage, Progress, RequestInput, RequestResult, Timings, Usage,
                                  UserRequest)
     from domain.routing import RoutingDecision, SimilarityRequest, classify, route
-    from domain.scanning import ScanRequest, blocked_message, is_security_alert, summary
+    from domain.preflight import PreflightInput
+    from domain.scanning import blocked_message, is_security_alert, summary
     from domain.tuning import Tuning
     from domain.approvals import PermissionInput, PermissionOutcome
-    from domain.guardrails import Verdict
+    from domain.guardrails import Risk, Verdict
     from domain.lockdown import EngageRequest, Trigger
     from domain.permissions import Actor, Operation, PermissionRequest
     from workflows.pausable import Pausable
@@ -71,12 +70,12 @@ class RequestWorkflow(Pausable):
 
         await self.checkpoint()
         self._progress = Progress(stage="routing")
-        # The input scan and the pool snapshot run side by side (local activities, one workflow task).
-        verdict, snapshot = await asyncio.gather(
-            self._scan(ScanRequest(text=request.prompt, kind="prompt", source="user",
-                                   semantic=tuning.guard_semantic)),
-            self._pool_status())
-        await self._enforce(verdict, "the request")
+        # The input scan and the pool snapshot in one local activity (one dispatch per request).
+        preflight = await workflow.execute_local_activity_method(
+            PreflightActivities.preflight, PreflightInput(prompt=request.prompt, semantic=tuning.guard_semantic),
+            start_to_close_timeout=timedelta(seconds=60))
+        await self._enforce(preflight.verdict, "the request")
+        snapshot = preflight.pool
         if request.model is not None and snapshot.get(request.model) is None:
             known = ", ".join(m.spec.id for m in snapshot.models)
             raise ApplicationError(f"unknown model {request.model!r}; known models: {known}",
@@ -138,12 +137,11 @@ class RequestWorkflow(Pausable):
             saved=saved,
         )
 
-    async def _scan(self, req: ScanRequest) -> Verdict:
-        return await workflow.execute_local_activity_method(ScanActivities.scan, req,
-                                                            start_to_close_timeout=timedelta(seconds=60))
-
     async def _enforce(self, verdict: Verdict, what: str) -> None:
-        """Record the verdict; a block fails the request, and a critical hit locks the platform down first."""
+        """A block fails the request, and a critical hit locks the platform down first. Every verdict is already in
+        history (an activity result); findings are also put in the memo, where the UI shows them."""
+        if verdict.risk == Risk.NONE:
+            return
         self._verdicts[what] = summary(verdict)
         workflow.upsert_memo({"guardrails": self._verdicts})
         if verdict.verdict != "block":
@@ -187,10 +185,6 @@ class RequestWorkflow(Pausable):
             workflow.logger.warning("embedding similarity unavailable, routing by rules: %s", _cause(e))
             return None
         return result.scores
-
-    async def _pool_status(self) -> PoolSnapshot:
-        return await workflow.execute_local_activity_method(
-            LLMActivities.pool_status, PoolCommand(action="status"), start_to_close_timeout=timedelta(seconds=10))
 
     async def _load(self, model_id: str, tuning: Tuning) -> LoadResult:
         return await workflow.execute_activity_method(
