@@ -66,3 +66,15 @@ class PermissionFailureRow(Base):
     target: Mapped[str | None] = mapped_column(sa.Text)
     reason: Mapped[str] = mapped_column(sa.Text)
     workflow_id: Mapped[str | None] = mapped_column(sa.String(256))
+
+
+class BlobRow(Base):
+    """Content-addressed store for large texts (prompts, outputs): history keeps only the sha256."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    media_type: Mapped[str] = mapped_column(sa.String(100), default="text/plain; charset=utf-8")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
