@@ -78,3 +78,88 @@ class BlobRow(Base):
     content: Mapped[bytes] = mapped_column(sa.LargeBinary)
     media_type: Mapped[str] = mapped_column(sa.String(100), default="text/plain; charset=utf-8")
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+# RAG (migration 0004_rag) ------------------------------------------------------------------------------------
+from pgvector.sqlalchemy import Vector  # noqa: E402
+
+EMBEDDING_DIMS = 384
+
+
+class DocumentRow(Base):
+    """A file under uploads/; `current_version_id` is the version search answers from (None: not indexed)."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    path: Mapped[str] = mapped_column(sa.Text, unique=True)
+    current_version_id: Mapped[int | None] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("document_versions.id", use_alter=True, ondelete="SET NULL",
+                                     name="documents_current_version_fk"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class DocumentVersionRow(Base):
+    """Every stored content of a path (content-addressed blob in uploads/.versions/<sha256>), or a deletion."""
+
+    __tablename__ = "document_versions"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    document_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("documents.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    size: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    kind: Mapped[str | None] = mapped_column(sa.String(16))
+    source: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16), default="stored")
+    chunks: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    __table_args__ = (sa.UniqueConstraint("document_id", "version", name="document_versions_doc_version"),)
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    document_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("documents.id", ondelete="CASCADE"),
+                                             index=True)
+    version_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("document_versions.id",
+                                                                         ondelete="CASCADE"))
+    position: Mapped[int]
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    text: Mapped[str] = mapped_column(sa.Text)
+    section: Mapped[str | None] = mapped_column(sa.Text)
+    start_line: Mapped[int]
+    end_line: Mapped[int]
+    page: Mapped[int | None]
+    embedding = mapped_column(Vector(EMBEDDING_DIMS), nullable=False)
+    __table_args__ = (
+        sa.UniqueConstraint("version_id", "position", name="chunks_version_position"),
+        sa.Index("chunks_embedding_hnsw", "embedding", postgresql_using="hnsw",
+                 postgresql_ops={"embedding": "vector_cosine_ops"}),
+    )
+
+
+class GlobalContextRow(Base):
+    """Shared context: system state, cross-model alerts, persistent conversation history."""
+
+    __tablename__ = "global_context"
+
+    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+    updated_by: Mapped[str | None] = mapped_column(sa.String(200))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class ModelContextRow(Base):
+    """One model's context: current task, working memory."""
+
+    __tablename__ = "model_context"
+
+    model_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+    updated_by: Mapped[str | None] = mapped_column(sa.String(200))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

@@ -10,8 +10,10 @@ from temporalio.client import Client
 
 from hybrid_llm.api import errors
 from hybrid_llm.api.gate import TemporalGate
+from hybrid_llm.api.rag_routes import router as rag_router
 from hybrid_llm.api.routes import router
 from hybrid_llm.api.security_routes import router as security_router
+from hybrid_llm.api.sandbox_routes import router as sandbox_router
 from hybrid_llm.settings import Settings
 
 
@@ -31,5 +33,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.state.gate = gate
     app.include_router(router)
     app.include_router(security_router)
+    app.include_router(sandbox_router)
+    app.include_router(rag_router)
     errors.install(app)
     return app

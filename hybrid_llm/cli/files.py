@@ -31,6 +31,9 @@ class CheckOp(StrEnum):
 def register(app: typer.Typer) -> None:
     files = typer.Typer(no_args_is_help=True, help="The platform root: downloads/, uploads/ (with .versions/), rag/.")
     app.add_typer(files, name="files")
+    from hybrid_llm.cli.rag import register_files  # history, restore (versioned uploads)
+
+    register_files(files)
 
     @files.command()
     def check(
