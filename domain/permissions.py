@@ -178,6 +178,14 @@ DEFAULT_SYSTEM_RULES = ActorRules(rules=(
 ))
 
 
+# Delegation is granted per capability: the seed's collaboration (a generalist hands code to a coder, the
+# coder asks a security reviewer) works out of the box; reviewers (security) delegate nowhere.
+DEFAULT_CAPABILITY_GRANTS: dict[Capability, tuple[Rule, ...]] = {
+    Capability.GENERAL: (_rule(["delegate"], "general-delegates", "generalists hand work to specialists"),),
+    Capability.CODE: (_rule(["delegate"], "code-asks-review", "coders ask a security reviewer"),),
+}
+
+
 class PermissionPolicy(BaseModel):
     """The whole policy; `PermissionPolicy()` is the shipped default. A field given in a file replaces it whole."""
 
@@ -187,7 +195,8 @@ class PermissionPolicy(BaseModel):
     user: ActorRules = DEFAULT_USER_RULES
     system: ActorRules = DEFAULT_SYSTEM_RULES
     overrides: dict[str, tuple[Rule, ...]] = Field(default_factory=dict, description="per model id")
-    capabilities: dict[Capability, tuple[Rule, ...]] = Field(default_factory=dict, description="grants")
+    capabilities: dict[Capability, tuple[Rule, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_CAPABILITY_GRANTS), description="grants per capability")
 
     @field_validator("overrides")
     @classmethod

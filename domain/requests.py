@@ -89,6 +89,9 @@ class RequestResult(BaseModel):
     timings: Timings
     attempts: list[Attempt] = Field(default_factory=list)
     saved: PermissionOutcome | None = None
+    delegations: list[dict] = Field(default_factory=list, description="hops of a collaboration: from, to, model, "
+                                                                      "workflow_id, depth, scope")
+    review_approved: bool | None = Field(default=None, description="a collaboration's security review verdict")
 
 
 class RequestInput(BaseModel):

@@ -15,3 +15,7 @@ class Tuning(BaseModel):
     permission_failure_window_s: float = Field(default=600.0, gt=0)
     approval_timeout_s: float = Field(default=86400.0, gt=0)
     guard_semantic: bool = False
+    blob_threshold_bytes: int = Field(default=4096, ge=0, description="Prompts larger than this go to "
+                                      "LLM activities by hash (blob store), not inline in history.")
+    delegation_max_depth: int = Field(default=3, ge=1, le=10)
+    delegation_max_rounds: int = Field(default=2, ge=1, le=10)

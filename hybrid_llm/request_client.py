@@ -25,7 +25,10 @@ def tuning_from(settings: Settings) -> Tuning:
                   llm_max_attempts=settings.llm_max_attempts, router_embeddings=settings.router_embeddings,
                   permission_failure_threshold=settings.permission_failure_threshold,
                   permission_failure_window_s=settings.permission_failure_window_s,
-                  approval_timeout_s=settings.approval_timeout_s, guard_semantic=settings.guard_semantic)
+                  approval_timeout_s=settings.approval_timeout_s, guard_semantic=settings.guard_semantic,
+                  blob_threshold_bytes=settings.blob_threshold_bytes,
+                  delegation_max_depth=settings.delegation_max_depth,
+                  delegation_max_rounds=settings.delegation_max_rounds)
 
 
 async def start_request(client: Client, settings: Settings, request: UserRequest) -> WorkflowHandle:

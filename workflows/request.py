@@ -18,12 +18,24 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
     from activities.lockdown import LockdownActivities
+    from activities.permissions import PermissionActivities
     from activities.preflight import PreflightActivities
     from activities.routing import RoutingActivities
     from domain.llm import Completion, CompletionRequest, LoadResult, ModelFailure, ModelRef
     from domain.requests import (Attempt, ChatMessage, Progress, RequestInput, RequestResult, Timings, Usage,
                                  UserRequest)
-    from domain.routing import RoutingDecision, SimilarityRequest, classify, route
+    from domain.delegation import (
+        ROOT_SCOPE,
+        DelegationInput,
+        DelegationLimits,
+        DelegationRecord,
+        Role,
+        format_prompt,
+        narrow,
+        needs_collaboration,
+    )
+    from domain.registry import Capability
+    from domain.routing import RoutingDecision, SimilarityRequest, TaskClassification, classify, route
     from domain.preflight import PreflightInput
     from domain.scanning import blocked_message, is_security_alert, summary
     from domain.tuning import Tuning
@@ -32,6 +44,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.lockdown import EngageRequest, Trigger
     from domain.permissions import Actor, Operation, PermissionRequest
     from workflows.pausable import Pausable
+    from workflows.delegation import DelegationWorkflow
+    from workflows.blob_refs import by_reference
+    from workflows.model_call import call_model
     from workflows.permission import PermissionWorkflow
     from workflows.search_attributes import MODEL, TASK_TYPE
 
@@ -50,6 +65,7 @@ class RequestWorkflow(Pausable):
         super().__init__()
         self._progress = Progress(stage="received")
         self._verdicts: dict[str, dict] = {}
+        self._notes: list[str] = []
 
     @workflow.query(name="progress")
     def progress(self) -> Progress:
@@ -82,6 +98,11 @@ class RequestWorkflow(Pausable):
                                    type="UnknownModel", non_retryable=True)
 
         classification = classify(request.prompt, await self._similarity(request.prompt, tuning))
+        collaboration = needs_collaboration(classification) if request.model is None else None
+        if collaboration is not None and workflow.patched("collaboration"):
+            result = await self._collaborate(request, tuning, classification, collaboration, snapshot, started)
+            if result is not None:
+                return result
         excluded: dict[str, str] = {}
         decisions: list[RoutingDecision] = []
         attempts: list[Attempt] = []
@@ -161,6 +182,62 @@ class RequestWorkflow(Pausable):
         workflow.upsert_search_attributes([TASK_TYPE.value_set(last.task_type.value),
                                            MODEL.value_set(last.chosen or "none")])
 
+    async def _collaborate(self, request: UserRequest, tuning: Tuning, classification, why: str, snapshot,
+                           started) -> RequestResult | None:
+        """generalist -> coder (child) -> security reviewer (grandchild) -> coder revises -> generalist formats.
+        None when the generalist may not delegate (then one model answers, as usual)."""
+        general = route(TaskClassification(task_type=Capability.GENERAL, scores=classification.scores,
+                                           reasons=[why]), snapshot, request.request_id)
+        if general.chosen is None:
+            return None
+        generalist = general.chosen
+        allowed = await workflow.execute_activity_method(
+            PermissionActivities.check,
+            PermissionRequest(actor=Actor.MODEL, operation=Operation.DELEGATE, model_id=generalist,
+                              capabilities=(Capability.GENERAL,), explanation="hand the code to a coder"),
+            start_to_close_timeout=timedelta(seconds=30))
+        if not allowed.allowed:
+            self._notes.append(f"no collaboration: delegation denied ({allowed.reason})")
+            return None
+        self._progress = Progress(stage="delegating", model=generalist)
+        workflow.upsert_search_attributes([TASK_TYPE.value_set(classification.task_type.value),
+                                           MODEL.value_set(generalist)])
+        child_id = f"{workflow.info().workflow_id}-coder"
+        scope = narrow(ROOT_SCOPE, Role.CODER)
+        coder = await workflow.execute_child_workflow(
+            DelegationWorkflow.run,
+            DelegationInput(request_id=request.request_id, from_model=generalist, role=Role.CODER,
+                            task=request.prompt, depth=1, scope=scope, tuning=tuning,
+                            limits=DelegationLimits(max_depth=tuning.delegation_max_depth,
+                                                    max_rounds=tuning.delegation_max_rounds)),
+            id=child_id)
+        records = [DelegationRecord(from_model=generalist, to=Role.CODER.value, model=coder.model,
+                                    workflow_id=child_id, depth=1, scope=scope), *coder.delegations]
+        workflow.upsert_memo({"collaboration": {"why": why, "approved": coder.approved, "rounds": coder.rounds,
+                                                "delegations": [r.model_dump(mode="json", by_alias=True)
+                                                                for r in records]}})
+        self._progress = Progress(stage="formatting", model=generalist)
+        formatted = await call_model(
+            self, capability=Capability.GENERAL, request_id=request.request_id, tuning=tuning,
+            why="format the collaboration's result", max_tokens=request.max_tokens,
+            messages=[ChatMessage(role="system", content=request.system or DEFAULT_SYSTEM_PROMPT),
+                      ChatMessage(role="user", content=format_prompt(request.prompt, coder))])
+        answer = formatted.completion.text
+        if coder.output.strip() and coder.output.strip() not in answer:
+            answer += "\n\n" + coder.output.strip()  # never lose the reviewed code in the formatting
+        usage = Usage(prompt_tokens=coder.usage.prompt_tokens + formatted.usage.prompt_tokens,
+                      completion_tokens=coder.usage.completion_tokens + formatted.usage.completion_tokens)
+        spec = snapshot.get(formatted.model)
+        self._progress = Progress(stage="done", model=formatted.model)
+        return RequestResult(
+            request_id=request.request_id, answer=answer, model=formatted.model,
+            provider=spec.spec.provider if spec else "unknown", task_type=classification.task_type,
+            reasons=[*classification.reasons, why, *coder.notes], usage=usage,
+            timings=Timings(total_ms=round((workflow.now() - started).total_seconds() * 1000, 1),
+                            inference_ms=formatted.completion.inference_ms),
+            attempts=formatted.attempts, delegations=[r.model_dump(mode="json", by_alias=True) for r in records],
+            review_approved=coder.approved)
+
     async def _save(self, request: UserRequest, spec, answer: str, tuning: Tuning) -> PermissionOutcome:
         """The model asks permission to write its answer (a child workflow: it may wait for a person)."""
         ask = PermissionRequest(actor=Actor.MODEL, operation=Operation.WRITE, model_id=spec.id,
@@ -196,9 +273,10 @@ class RequestWorkflow(Pausable):
     async def _complete(self, request: UserRequest, model_id: str, tuning: Tuning) -> Completion:
         messages = [ChatMessage(role="system", content=request.system or DEFAULT_SYSTEM_PROMPT),
                     ChatMessage(role="user", content=request.prompt)]
+        refs = await by_reference(messages, tuning.blob_threshold_bytes)  # large prompts: a hash in history
         return await workflow.execute_activity_method(
             LLMActivities.complete,
-            CompletionRequest(model_id=model_id, messages=messages, max_tokens=request.max_tokens,
+            CompletionRequest(model_id=model_id, **refs, max_tokens=request.max_tokens,
                               temperature=request.temperature, request_id=request.request_id,
                               scan_semantic=tuning.guard_semantic),
             start_to_close_timeout=timedelta(seconds=tuning.llm_start_to_close_s),

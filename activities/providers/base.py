@@ -40,7 +40,9 @@ class Provider(Protocol):
     def check_available(self) -> str | None:
         """Cheap check without loading: None when usable, else why not (missing file, no key)."""
 
-    def complete(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> ProviderOutput: ...
+    def complete(self, messages: list[ChatMessage], max_tokens: int, temperature: float,
+                 json_schema: dict | None = None) -> ProviderOutput:
+        """`json_schema`: constrain the reply to JSON of that schema where the provider can."""
 
 
 def make_provider(spec: ModelSpec) -> Provider:

@@ -55,12 +55,16 @@ class LiteLLMProvider:
     def unload(self) -> None:
         self._ready = False
 
-    def complete(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> ProviderOutput:
+    def complete(self, messages: list[ChatMessage], max_tokens: int, temperature: float,
+                 json_schema: dict | None = None) -> ProviderOutput:
         if (problem := self.check_available()) is not None:
             raise ProviderError(problem, retryable=False, kind="ModelUnavailable")
         litellm = _litellm()
         self._ready = True
         kwargs = {}
+        if json_schema:
+            kwargs["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "reply", "schema": json_schema}}
         if "mock_response" in self.spec.options:  # litellm's own offline path, used by tests
             kwargs["mock_response"] = str(self.spec.options["mock_response"])
         try:

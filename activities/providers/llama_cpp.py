@@ -49,7 +49,8 @@ class LlamaCppProvider:
                 self._llama.close()
                 self._llama = None
 
-    def complete(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> ProviderOutput:
+    def complete(self, messages: list[ChatMessage], max_tokens: int, temperature: float,
+                 json_schema: dict | None = None) -> ProviderOutput:
         self.load()
         with self._lock:
             assert self._llama is not None
@@ -58,6 +59,8 @@ class LlamaCppProvider:
                     messages=[m.model_dump() for m in messages],
                     max_tokens=min(max_tokens, self.spec.max_output_tokens),
                     temperature=temperature,
+                    # llama.cpp honours json_object with a schema (a grammar), not json_schema (FACTS.md).
+                    response_format={"type": "json_object", "schema": json_schema} if json_schema else None,
                 )
             except ValueError as e:  # e.g. prompt longer than the context window
                 raise ProviderError(str(e), retryable=False, kind="BadRequest") from e

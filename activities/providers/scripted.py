@@ -1,11 +1,13 @@
 """A deterministic in-process model for orchestration tests and benchmarks (never in the default registry).
 
-Options: reply (text; "{prompt}" is replaced by the last user message), delay_ms (simulated work),
+Options: reply (text; "{prompt}" is replaced by the last user message), script (a JSON list of
+[regex, reply] pairs: the first regex found in the last user message picks the reply), delay_ms (simulated work),
 fail ("transient" or "permanent": every call fails that way), load_ms (simulated load time).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -34,7 +36,8 @@ class ScriptedProvider:
     def unload(self) -> None:
         self._loaded = False
 
-    def complete(self, messages: list[ChatMessage], max_tokens: int, temperature: float) -> ProviderOutput:
+    def complete(self, messages: list[ChatMessage], max_tokens: int, temperature: float,
+                 json_schema: dict | None = None) -> ProviderOutput:
         self.load()
         fail = str(self.spec.options.get("fail", ""))
         if fail:
@@ -43,7 +46,12 @@ class ScriptedProvider:
         if delay:
             time.sleep(delay)
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        text = str(self.spec.options.get("reply", "scripted answer to: {prompt}")).replace("{prompt}", prompt)
+        text = str(self.spec.options.get("reply", "scripted answer to: {prompt}"))
+        for pattern, reply in json.loads(str(self.spec.options.get("script", "[]"))):
+            if re.search(pattern, prompt, re.DOTALL):
+                text = reply
+                break
+        text = text.replace("{prompt}", prompt)
         words = list(re.finditer(r"\S+", text))[:max_tokens]  # a "token" is a word; layout is kept
         return ProviderOutput(text=text[:words[-1].end()] if words else "",
                               prompt_tokens=sum(len(m.content.split()) for m in messages), completion_tokens=len(words))

@@ -1,0 +1,136 @@
+"""Delegation between models (the seed's LLMDelegation): who hands what to whom, within which limits.
+
+The collaboration plan is fixed by code, not chosen by a model: generalist -> coder -> security reviewer ->
+coder revises -> generalist formats. Depth and review rounds are bounded, so loops are impossible; each hop's
+permission scope is the intersection of its parent's scope and its role's, so a delegate never gets more.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
+
+from domain.permissions import Operation
+from domain.registry import Capability
+from domain.requests import Usage
+from domain.routing import TaskClassification
+from domain.tuning import Tuning
+
+
+class Role(StrEnum):
+    CODER = "coder"
+    REVIEWER = "reviewer"
+
+
+ROLE_CAPABILITY = {Role.CODER: Capability.CODE, Role.REVIEWER: Capability.SECURITY}
+# What each role may ever do; a hop gets this intersected with its parent's scope.
+ROLE_SCOPE: dict[Role, frozenset[Operation]] = {
+    Role.CODER: frozenset({Operation.READ, Operation.WRITE, Operation.DELEGATE}),
+    Role.REVIEWER: frozenset({Operation.READ}),
+}
+ROOT_SCOPE = frozenset({Operation.READ, Operation.WRITE, Operation.DELEGATE})
+
+
+def narrow(parent: frozenset[Operation] | set[Operation], role: Role) -> list[Operation]:
+    """The delegate's scope: never more than its parent's."""
+    return sorted(set(parent) & ROLE_SCOPE[role])
+
+
+class DelegationLimits(BaseModel):
+    max_depth: int = Field(default=3, ge=1, le=10)
+    max_rounds: int = Field(default=2, ge=1, le=10, description="review -> revise rounds at most")
+
+
+class ReviewVerdict(BaseModel):
+    verdict: Literal["approve", "changes"]
+    findings: list[str] = Field(default_factory=list, max_length=20)
+
+
+REVIEW_SCHEMA = {
+    "type": "object",
+    "properties": {"verdict": {"type": "string", "enum": ["approve", "changes"]},
+                   "findings": {"type": "array", "items": {"type": "string"}, "maxItems": 10}},
+    "required": ["verdict", "findings"],
+}
+
+
+def parse_review(text: str) -> ReviewVerdict:
+    """A reviewer's structured verdict. Anything unparseable is NOT an approval (fail safe)."""
+    match = re.search(r"\{.*\}", text, re.DOTALL)
+    try:
+        return ReviewVerdict.model_validate(json.loads(match.group(0) if match else text))
+    except (ValueError, ValidationError):
+        return ReviewVerdict(verdict="changes", findings=["the reviewer's answer was not a valid verdict: "
+                                                          + text[:200]])
+
+
+class DelegationInput(BaseModel):
+    request_id: str
+    from_model: str
+    role: Role
+    task: str = Field(max_length=64_000)
+    context: str = Field(default="", max_length=64_000, description="what the delegate needs: code, findings")
+    depth: int = Field(ge=1)
+    scope: list[Operation]
+    limits: DelegationLimits = DelegationLimits()
+    tuning: Tuning = Tuning()
+    round: int = Field(default=1, ge=1, description="for a reviewer: which review round this is")
+
+
+class DelegationRecord(BaseModel):
+    """One hop, for `ask --json` and the audit: from, to, model, workflow id."""
+
+    from_model: str = Field(serialization_alias="from", validation_alias=AliasChoices("from", "from_model"))
+    to: str
+    model: str
+    workflow_id: str
+    depth: int
+    scope: list[Operation]
+
+
+class DelegationResult(BaseModel):
+    role: Role
+    model: str
+    output: str
+    review: ReviewVerdict | None = None
+    reviews: list[ReviewVerdict] = Field(default_factory=list)
+    rounds: int = 0
+    approved: bool | None = None
+    usage: Usage = Usage()
+    delegations: list[DelegationRecord] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+def needs_collaboration(classification: TaskClassification) -> str | None:
+    """Rules first: code to write that must also be secure -> coder + security reviewer. Returns why, or None."""
+    scores = classification.scores
+    if scores.get(Capability.CODE, 0) >= 3 and scores.get(Capability.SECURITY, 0) >= 2:
+        return (f"collaboration: code work (score {scores[Capability.CODE]:.1f}) with security requirements "
+                f"(score {scores[Capability.SECURITY]:.1f}) -> coder + security reviewer")
+    return None
+
+
+def coder_prompt(task: str) -> str:
+    return f"Write the code for this task. Reply with the code and brief notes.\nTask: {task}"
+
+
+def revise_prompt(task: str, code: str, findings: list[str]) -> str:
+    listed = "\n".join(f"- {f}" for f in findings) or "- (no details)"
+    return (f"Revise your code for the task so that it fixes every finding of the security review.\nTask: {task}\n"
+            f"Your code:\n{code}\nFindings:\n{listed}")
+
+
+def review_prompt(task: str, code: str, round_no: int) -> str:
+    return (f"Security review, round {round_no}. Review this code for security problems. Answer ONLY with JSON "
+            f'{{"verdict": "approve" | "changes", "findings": [...]}}.\nTask: {task}\nCode:\n{code}')
+
+
+def format_prompt(task: str, result: DelegationResult) -> str:
+    status = ("approved by the security reviewer" if result.approved
+              else "NOT approved by the security reviewer: " + "; ".join(result.review.findings if result.review else []))
+    return (f"Present this result to the user clearly. Mention that it was {status}.\nUser's request: {task}\n"
+            f"Result:\n{result.output}")
