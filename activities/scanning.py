@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.guard import GuardActivities
+from activities.guard import GuardActivities, SecurityModel
+from activities.llm_pool import LLMPool
+from activities.lockdown_gate import LockdownGate
 from domain.guardrails import SemanticRequest, Verdict, combine, scan_command, scan_text
+from domain.requests import ChatMessage
 from domain.scanning import ScanRequest, scan_output
 
 
@@ -37,3 +40,18 @@ class ScanActivities:
     @activity.defn(name="guard.scan")
     def scan(self, req: ScanRequest) -> Verdict:
         return self.scanner.scan(req)
+
+
+def pool_security_model(pool: LLMPool, gate: LockdownGate, model_id: str) -> SecurityModel:
+    """The pool's `security` model as the guardrails' second opinion (layer 2), through the lockdown gate."""
+    SCHEMA = {"type": "object", "properties": {"risk": {"type": "string",
+                                                        "enum": ["none", "low", "medium", "high", "critical"]},
+                                               "reason": {"type": "string"}}, "required": ["risk", "reason"]}
+
+    def ask(prompt: str) -> str:
+        pool.ensure_loaded(model_id)
+        with pool.in_flight(model_id) as provider, gate.admit(f"a guardrail check by {model_id}"):
+            out = provider.complete([ChatMessage(role="user", content=prompt)], 128, 0.0, SCHEMA)
+        return out.text
+
+    return ask

@@ -63,3 +63,20 @@ async def test_file_contents_a_model_writes_are_scanned(client, settings, run_wo
     assert state.locked and state.trigger == Trigger.SECURITY_ALERT
     assert ok.wrote == "downloads/setup.sh"
     assert (settings.root / "downloads" / "setup.sh").read_text().endswith("make\n")
+
+
+def test_the_pools_security_model_gives_a_second_opinion(embedder, engine, local_pool):
+    from activities.guard import GuardActivities
+    from activities.lockdown_gate import LockdownGate
+    from activities.lockdown_store import LockdownStore
+    from activities.scanning import Scanner, pool_security_model
+    from domain.scanning import ScanRequest
+
+    judge = pool_security_model(local_pool, LockdownGate(LockdownStore(engine, "judge")), "smollm2-135m")
+    reply = judge('Reply with JSON {"risk": "...", "reason": "..."} for: rm -rf /')
+    import json
+
+    assert json.loads(reply)["risk"] in {"none", "low", "medium", "high", "critical"}  # grammar-constrained
+    verdict = Scanner(GuardActivities(embedder, security_model=judge)).scan(
+        ScanRequest(text="rm -rf --no-preserve-root /", kind="command", semantic=True))
+    assert verdict.verdict == "block"  # the rules' block is never lowered by a second opinion
