@@ -86,7 +86,8 @@ def tracing_interceptors(settings: Settings) -> list:
 
         exporter = OTLPSpanExporter(endpoint=settings.otel_endpoint) if settings.otel_endpoint else OTLPSpanExporter()
         provider.add_span_processor(BatchSpanProcessor(exporter))
-    return [TracingInterceptor(tracer=provider.get_tracer("hybrid_llm"))]
+    # Workflow spans even without a traced client (the CLI and API start workflows without one).
+    return [TracingInterceptor(tracer=provider.get_tracer("hybrid_llm"), always_create_workflow_spans=True)]
 
 
 # Metrics ----------------------------------------------------------------------------------------------------

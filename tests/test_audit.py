@@ -146,6 +146,7 @@ async def test_a_changed_workflow_fails_verification_naming_the_workflow(client,
     failure = result["failures"][0]
     assert failure["workflow_id"] == handle.id and failure["workflow_type"] == "RequestWorkflow"
     assert "NondeterminismError" in failure["error"] and "TMPRL1100" in failure["error"]
+    assert failure["event_id"] == 5  # where the recorded preflight marker meets the new activity
     # The same through files and the CLI, against the real code: passes.
     replay.export([history], tmp_path)
     ok = await acli(settings, "audit", "verify", "--dir", str(tmp_path), "--json")

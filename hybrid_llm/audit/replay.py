@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
@@ -75,6 +76,7 @@ async def verify(histories: list[WorkflowHistory], workflows: list | None = None
 
     results = await replayer.replay_workflows(each(), raise_on_replay_failure=False)
     by_run = {_run_id(h): h for h in histories}
+    seconds = time.perf_counter() - t0
     failures = []
     for run_id, error in results.replay_failures.items():
         history = by_run.get(run_id)
@@ -82,11 +84,41 @@ async def verify(histories: list[WorkflowHistory], workflows: list | None = None
                    "workflow_type": _type(history) if history else None,
                    "error": f"{type(error).__name__}: {error}"}
         match = _EVENT_ID.search(str(error))
-        if match:
-            failure["event_id"] = int(match.group(1))
+        event_id = int(match.group(1)) if match else (await _locate(replayer, history) if history else None)
+        if event_id is not None:
+            failure["event_id"] = event_id
         failures.append(failure)
-    return {"replayed": len(histories), "failed": len(failures), "failures": failures,
-            "seconds": round(time.perf_counter() - t0, 3)}
+    return {"replayed": len(histories), "failed": len(failures), "failures": failures, "seconds": round(seconds, 3)}
+
+
+_WFT = (EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+
+
+async def _locate(replayer: Replayer, history: WorkflowHistory) -> int | None:
+    """The first event where the code and the history part ways (Temporal's message does not always say):
+    bisect over prefixes ending at a WorkflowTaskStarted; the culprit is the first non-task event recorded after
+    the last workflow task that still replays."""
+    events = list(history.events)
+    cuts = [i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED]
+
+    async def fails(k: int) -> bool:
+        prefix = WorkflowHistory(history.workflow_id, events[:cuts[k] + 1])
+        result = await replayer.replay_workflow(prefix, raise_on_replay_failure=False)
+        return result.replay_failure is not None
+
+    lo, hi = 0, len(cuts)  # the first failing prefix index in [lo, hi); hi = the whole history
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if await fails(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    start = cuts[lo - 1] + 1 if lo > 0 else 1
+    for e in events[start:]:
+        if e.event_type not in _WFT:
+            return e.event_id
+    return events[-1].event_id if events else None
 
 
 def _safe(name: str) -> str:
