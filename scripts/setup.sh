@@ -27,4 +27,6 @@ for spec in load_registry().models:
         problem = LlamaCppProvider(spec).check_available()
         print(f"setup: local model {spec.id}: {problem or 'ok (' + spec.path + ')'}")
 PY
+# The sandbox microVM's kernel + initramfs from Debian packages (skips at once when built).
+bash scripts/build_microvm_assets.sh || echo "setup: microvm assets not built; the microvm sandbox backend stays off"
 echo "setup: done. Next: .venv/bin/hybrid-llm up"
