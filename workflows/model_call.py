@@ -36,7 +36,7 @@ class ModelCall:
         return Usage(prompt_tokens=self.completion.prompt_tokens, completion_tokens=self.completion.completion_tokens)
 
 
-def _cause(e: ActivityError) -> str:
+def activity_error_message(e: ActivityError) -> str:
     return str(e.cause) if e.cause is not None else str(e)
 
 
@@ -84,7 +84,7 @@ async def call_model(owner: Pausable, *, capability: Capability, messages: list[
                                   request_id=request_id, scan_semantic=tuning.guard_semantic,
                                   json_schema=json_schema), **timeouts))
         except ActivityError as e:
-            error = _cause(e)
+            error = activity_error_message(e)
             attempts.append(Attempt(model=model_id, ok=False, error=error))
             excluded[model_id] = error
             snapshot = await workflow.execute_local_activity_method(

@@ -17,7 +17,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
-    from activities.lockdown import LockdownActivities
     from activities.permissions import PermissionActivities
     from activities.preflight import PreflightActivities
     from activities.routing import RoutingActivities
@@ -37,26 +36,20 @@ with workflow.unsafe.imports_passed_through():
     from domain.registry import Capability
     from domain.routing import RoutingDecision, SimilarityRequest, TaskClassification, classify, route
     from domain.preflight import PreflightInput
-    from domain.scanning import blocked_message, is_security_alert, summary
+    from domain.scanning import summary
     from domain.tuning import Tuning
     from domain.approvals import PermissionInput, PermissionOutcome
     from domain.guardrails import Risk, Verdict
-    from domain.lockdown import EngageRequest, Trigger
     from domain.permissions import Actor, Operation, PermissionRequest
     from workflows.pausable import Pausable
     from workflows.delegation import DelegationWorkflow
     from workflows.blob_refs import by_reference
-    from workflows.model_call import call_model
+    from workflows.model_call import activity_error_message, call_model, enforce
     from workflows.permission import PermissionWorkflow
     from workflows.search_attributes import MODEL, TASK_TYPE
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
 # Pydantic models live in domain/ (passed through): defining them here would rebuild them for every run.
-
-
-def _cause(e: ActivityError) -> str:
-    cause = e.cause
-    return str(cause) if cause is not None else str(e)
 
 
 @workflow.defn(name="RequestWorkflow")
@@ -126,7 +119,7 @@ class RequestWorkflow(Pausable):
                 self._progress = Progress(stage="generating", model=model_id)
                 completion = await self.guarded(lambda: self._complete(request, model_id, tuning))
             except ActivityError as e:
-                error = _cause(e)
+                error = activity_error_message(e)
                 attempts.append(Attempt(model=model_id, ok=False, error=error))
                 excluded[model_id] = error
                 snapshot = await workflow.execute_local_activity_method(
@@ -165,15 +158,7 @@ class RequestWorkflow(Pausable):
             return
         self._verdicts[what] = summary(verdict)
         workflow.upsert_memo({"guardrails": self._verdicts})
-        if verdict.verdict != "block":
-            return
-        if is_security_alert(verdict):
-            await workflow.execute_activity_method(
-                LockdownActivities.alert,
-                EngageRequest(reason=blocked_message(verdict, what), trigger=Trigger.SECURITY_ALERT,
-                              actor=f"workflow:{workflow.info().workflow_id}"),
-                start_to_close_timeout=timedelta(seconds=60))
-        raise ApplicationError(blocked_message(verdict, what), summary(verdict), type="Blocked", non_retryable=True)
+        await enforce(verdict, what)
 
     def _record(self, decisions: list[RoutingDecision]) -> None:
         """Put the decision and its reasons into history (memo event) and the UI (search attributes)."""
@@ -259,7 +244,7 @@ class RequestWorkflow(Pausable):
                 RoutingActivities.similarity, SimilarityRequest(text=prompt),
                 start_to_close_timeout=timedelta(seconds=60), retry_policy=RetryPolicy(maximum_attempts=1))
         except ActivityError as e:
-            workflow.logger.warning("embedding similarity unavailable, routing by rules: %s", _cause(e))
+            workflow.logger.warning("embedding similarity unavailable, routing by rules: %s", activity_error_message(e))
             return None
         return result.scores
 
