@@ -40,7 +40,7 @@ def recording_pool() -> tuple[LLMPool, list[float]]:
     return LLMPool(Registry(models=(SLOW,)), provider_factory=lambda spec: provider), starts
 
 
-async def wait_until(predicate, timeout: float = 20.0) -> None:
+async def wait_until(predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not await predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
