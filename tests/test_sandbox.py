@@ -28,7 +28,10 @@ def root(settings, tmp_path):
     base = Path("/var/tmp/hybrid-llm-sandboxes") / f"test-{tmp_path.name}-{os.getpid()}"
     settings.sandbox_dir = base
     yield settings.root
-    assert not base.exists() or not any(base.iterdir()), "a sandbox was left behind"
+    left = sorted(p.name for p in base.iterdir()) if base.exists() else []
+    if base.exists():
+        base.rmdir() if not left else None
+    assert not left, f"sandbox(es) left behind: {left}"
 
 
 def sh(script: str, **limits) -> SandboxSpec:
