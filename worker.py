@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 import sqlalchemy as sa
 
+from activities.blobs import BlobActivities, BlobStore
 from activities.db import make_engine
 from activities.embeddings import Embedder
 from activities.filesystem import PlatformFiles
@@ -28,13 +29,18 @@ from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
 from activities.permissions import PermissionActivities
 from activities.preflight import PreflightActivities
+from activities.rag import rag_activities
+from activities.uploads import Uploads
 from activities.resource_monitor import ResourceMonitor
 from domain.permissions import PermissionPolicy
 from domain.resources import ResourceLimits
 from activities.routing import RoutingActivities
-from activities.scanning import ScanActivities, Scanner
+from activities.scanning import ScanActivities, Scanner, pool_security_model
 from domain.registry import Registry
 from hybrid_llm.registry_file import load_registry
+from hybrid_llm.observability import build_runtime, configure_logging, worker_interceptors
+from hybrid_llm import rag_client
+from hybrid_llm.sandbox_worker import sandbox_activities, sweep_at_start
 from hybrid_llm.settings import Settings
 from hybrid_llm.temporal import WORKFLOWS, connect, ensure_search_attributes
 
@@ -57,11 +63,15 @@ def load_policy(settings: Settings) -> PermissionPolicy:
 def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: str | None = None,
                  embedder: Embedder | None = None, engine: sa.Engine | None = None) -> Worker:
     task_queue = task_queue or settings.task_queue
-    store = LockdownStore(engine or make_engine(settings.effective_database_url), scope=task_queue)
+    engine = engine or make_engine(settings.effective_database_url)
+    store = LockdownStore(engine, scope=task_queue)
+    blobs = BlobStore(engine)
     gate = LockdownGate(store)
     embedder = embedder or Embedder()
-    scanner = Scanner(GuardActivities(embedder))
-    llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads)
+    judge = pool_security_model(pool, gate, settings.guard_model) if settings.guard_model else None
+    scanner = Scanner(GuardActivities(embedder, security_model=judge))
+    llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads, blobs=blobs,
+                        blob_threshold_bytes=settings.blob_threshold_bytes)
     scans = ScanActivities(scanner)
     preflight = PreflightActivities(pool, scanner)
     permissions = PermissionActivities(PlatformFiles(settings.root), load_policy(settings), store, gate)
@@ -74,7 +84,11 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         workflows=WORKFLOWS,
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
-                    permissions.write, scans.scan, preflight.preflight],
+                    permissions.write, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
+                    *rag_activities(Uploads(PlatformFiles(settings.root), engine, gate, load_policy(settings),
+                                            settings.max_upload_bytes), embedder),
+                    *sandbox_activities(settings, store, gate, load_policy(settings)).all()],
+        interceptors=worker_interceptors(settings),  # tracing (when configured), metrics, per-run log lines
         # Every activity is sync (blocking work): one thread per running activity, never more accepted
         # than there are threads, so an accepted task never sits un-heartbeated in a queue.
         activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),
@@ -89,7 +103,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    client = await connect(settings)
+    client = await connect(settings, runtime=build_runtime(settings))
     await ensure_search_attributes(client, settings.temporal_namespace)
     pool = build_pool(settings)
     embedder = Embedder()
@@ -103,16 +117,21 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                               ResourceLimits(memory_percent=settings.monitor_memory_percent,
                                              backlog=settings.monitor_backlog), every_s=settings.monitor_every_s)
     async with build_worker(client, settings, pool, embedder=embedder):
+        await sweep_at_start(client, settings)  # sandboxes left by a dead worker whose workflow is gone
         watching = asyncio.create_task(monitor.run(stop))
+        watching_uploads = rag_client.watch_uploads(client, settings, stop)  # None when watch_uploads is off
         log.info("worker polling %s on %s (models: %s)", settings.task_queue, settings.temporal_target,
                  ", ".join(m.id for m in pool.registry.models))
         await stop.wait()
         await watching
+        if watching_uploads is not None:
+            await watching_uploads
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker(Settings()))
+    settings = Settings()
+    configure_logging(settings)
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

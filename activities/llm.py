@@ -15,6 +15,7 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.blobs import BlobNotFound, BlobStore
 from activities.llm_pool import LLMPool
 from activities.lockdown_gate import LockdownGate
 from activities.providers import ProviderError
@@ -28,6 +29,7 @@ from domain.llm import (
     ModelRef,
     PoolCommand,
 )
+from domain.blobs import messages_bytes, preview, sha256_of
 from domain.pool import PoolSnapshot
 from domain.requests import ChatMessage
 from domain.scanning import ScanRequest
@@ -46,8 +48,11 @@ def _as_application_error(e: ProviderError) -> ApplicationError:
 
 class LLMActivities:
     def __init__(self, pool: LLMPool, gate: LockdownGate, scanner: Scanner, max_concurrent: int = 16,
-                 heartbeat_every_s: float = 0.25) -> None:
+                 heartbeat_every_s: float = 0.25, blobs: BlobStore | None = None,
+                 blob_threshold_bytes: int = 4096) -> None:
         self.pool = pool
+        self.blobs = blobs
+        self.blob_threshold_bytes = blob_threshold_bytes
         self.gate = gate
         self.scanner = scanner
         self._every = heartbeat_every_s
@@ -128,6 +133,7 @@ class LLMActivities:
 
     @activity.defn(name="llm.complete")
     def complete(self, req: CompletionRequest) -> Completion:
+        req = self._resolve_messages(req)
         try:
             with self.pool.in_flight(req.model_id, wait=_heartbeat) as provider:
                 t0 = time.perf_counter()
@@ -144,13 +150,36 @@ class LLMActivities:
         if req.scan_output:  # every model output passes the guardrails before anyone sees it
             verdict = self.scanner.scan(ScanRequest(text=out.text, kind="prompt", source="model_output",
                                                     semantic=req.scan_semantic))
-        return Completion(model_id=req.model_id, text=out.text, prompt_tokens=out.prompt_tokens,
+        text, text_ref = out.text, None
+        text_bytes = out.text.encode("utf-8")
+        if self.blobs is not None and len(text_bytes) > self.blob_threshold_bytes:
+            text_ref = self.blobs.put(text_bytes)  # audit can show it by hash; by-ref callers pass it on
+            if req.output_by_ref:
+                text = preview(out.text)
+        return Completion(model_id=req.model_id, text=text, prompt_tokens=out.prompt_tokens,
                           completion_tokens=out.completion_tokens, load_ms=round(load_ms, 1),
-                          inference_ms=round(inference_ms, 1), verdict=verdict)
+                          inference_ms=round(inference_ms, 1), verdict=verdict,
+                          prompt_sha256=req.messages_ref or sha256_of(messages_bytes(req.messages)),
+                          text_sha256=text_ref or sha256_of(text_bytes), text_ref=text_ref)
+
+    def _resolve_messages(self, req: CompletionRequest) -> CompletionRequest:
+        """Messages sent by reference (large prompts) are read from the blob store; the ref stays for audit."""
+        if req.messages or req.messages_ref is None:
+            return req
+        if self.blobs is None:
+            raise ApplicationError("this worker has no blob store to resolve messages_ref", type="NoBlobStore")
+        try:
+            messages = self.blobs.get_messages(req.messages_ref)
+        except BlobNotFound as e:
+            raise ApplicationError(str(e), type="BlobNotFound", non_retryable=True) from None
+        if sha256_of(messages_bytes(messages)) != req.messages_ref:
+            raise ApplicationError(f"blob {req.messages_ref} does not match its hash", type="BlobCorrupt",
+                                   non_retryable=True)
+        return req.model_copy(update={"messages": messages})
 
     def _load_and_complete(self, provider, req: CompletionRequest):
         load_ms, _ = self.pool.ensure_loaded(req.model_id)
-        return load_ms, provider.complete(req.messages, req.max_tokens, req.temperature)
+        return load_ms, provider.complete(req.messages, req.max_tokens, req.temperature, req.json_schema)
 
     @activity.defn(name="llm.report_failure")
     def report_failure(self, failure: ModelFailure) -> PoolSnapshot:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from domain.guardrails import Verdict
 from domain.requests import ChatMessage
@@ -14,12 +14,24 @@ class ModelRef(BaseModel):
 
 class CompletionRequest(BaseModel):
     model_id: str
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(default_factory=list)
     max_tokens: int = Field(default=256, ge=1)
     temperature: float = 0.2
     request_id: str | None = None
     scan_output: bool = True  # run the guardrails on the output where it is produced
     scan_semantic: bool = False
+    json_schema: dict | None = None  # constrain the reply to JSON of this schema
+    # Large prompts go by reference: the sha256 of the messages in the blob store (activities/blobs.py).
+    messages_ref: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # A large output comes back as a preview + text_ref instead of the full text (for callers that pass it on
+    # by reference); callers that need the text itself leave this off.
+    output_by_ref: bool = False
+
+    @model_validator(mode="after")
+    def _messages_or_ref(self) -> "CompletionRequest":
+        if not self.messages and self.messages_ref is None:
+            raise ValueError("a completion needs messages or messages_ref")
+        return self
 
 
 class Completion(BaseModel):
@@ -30,6 +42,10 @@ class Completion(BaseModel):
     load_ms: float = 0.0
     inference_ms: float = 0.0
     verdict: Verdict | None = None
+    # Audit: what exactly the model saw and said, by content hash (resolvable in the blob store when stored).
+    prompt_sha256: str | None = None
+    text_sha256: str | None = None
+    text_ref: str | None = None  # set when the output was stored as a blob (longer than the threshold)
 
 
 class LoadResult(BaseModel):

@@ -24,7 +24,7 @@ def controller_id(scope: str) -> str:
 
 
 # Workflows that pause on the `lockdown` signal (each has the handler).
-PAUSABLE_WORKFLOWS = ("RequestWorkflow", "PermissionWorkflow")
+PAUSABLE_WORKFLOWS = ("RequestWorkflow", "PermissionWorkflow", "DelegationWorkflow", "SandboxWorkflow")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MIN_SECRET_CHARS = 12
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -61,10 +62,35 @@ class Settings(BaseSettings):
     monitor_every_s: float = Field(default=10.0, gt=0)
     # Guardrails: add the semantic layer (MiniLM k-NN against labelled attacks) to the rules at every scan point.
     guard_semantic: bool = False
+    guard_model: str | None = Field(default=None, description="A registry model id asked for a second opinion in "
+                                                              "the semantic layer (e.g. a bigger local security model).")
+    # Delegation between models: how deep a chain may go, how many review -> revise rounds.
+    delegation_max_depth: int = Field(default=3, ge=1, le=10)
+    delegation_max_rounds: int = Field(default=2, ge=1, le=10)
+    # Audit: texts larger than this are stored by sha256 in the blob store, not in workflow history.
+    blob_threshold_bytes: int = Field(default=4096, ge=0)
+    # Observability: worker log format, OpenTelemetry tracing exporter, Prometheus metrics port (unset = off).
+    log_format: Literal["text", "json"] = "text"
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_endpoint: str | None = Field(default=None, description="OTLP/HTTP traces endpoint (default: the "
+                                      "exporter's, http://localhost:4318/v1/traces).")
+    metrics_port: int | None = Field(default=None, ge=1, le=65535, description="Serve Prometheus metrics "
+                                     "(Temporal's and ours) on 127.0.0.1:<port>/metrics.")
+    metrics_host: str = "127.0.0.1"
+    # Sandboxes: work folders (default <state_dir>/sandboxes), the microVM's kernel + initramfs (default
+    # <venv>/share/hybrid-llm/microvm, from scripts/build_microvm_assets.sh), its accelerator, review wait.
+    sandbox_dir: Path | None = None
+    microvm_dir: Path | None = None
+    microvm_accel: str = Field(default="tcg", pattern="^(tcg|kvm)$")
+    sandbox_review_timeout_s: float = Field(default=86400.0, gt=0)
     # Routing: add MiniLM embedding similarity to the rules (~5 s model load once, then a few ms per request).
     router_embeddings: bool = False
     sticky_queue_timeout_s: float = Field(default=1.0, gt=0, description="How soon a dead worker's cached "
                                           "workflows move to other workers.")
+    # Documents and RAG: the worker watches uploads/ and indexes new, changed and deleted files.
+    watch_uploads: bool = True
+    watch_debounce_ms: int = Field(default=400, ge=10, le=60_000)
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Larger uploads are refused.")
 
     @classmethod
     def settings_customise_sources(

@@ -9,29 +9,36 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from hybrid_llm.settings import Settings
 from workflows import search_attributes
+from workflows.delegation import DelegationWorkflow
+from workflows.ingest import IngestWorkflow
 from workflows.lockdown import LockdownWorkflow
 from workflows.permission import PermissionWorkflow
 from workflows.pool import PoolWorkflow
 from workflows.request import RequestWorkflow
+from workflows.sandbox import SandboxWorkflow
+from workflows.search import SearchWorkflow
 
 DATA_CONVERTER = pydantic_data_converter
-WORKFLOWS = [RequestWorkflow, PoolWorkflow, LockdownWorkflow, PermissionWorkflow]
+WORKFLOWS = [RequestWorkflow, PoolWorkflow, LockdownWorkflow, PermissionWorkflow, DelegationWorkflow,
+             IngestWorkflow, SearchWorkflow, SandboxWorkflow]
 
 
 class TemporalUnavailable(RuntimeError):
     """Temporal cannot be reached; the message says what to do."""
 
 
-async def connect(settings: Settings, timeout_s: float = 5.0) -> Client:
+async def connect(settings: Settings, timeout_s: float = 5.0, runtime: Runtime | None = None) -> Client:
     target = settings.temporal_target
     try:
         return await asyncio.wait_for(
             Client.connect(target, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER,
-                           retry_config=RetryConfig(max_retries=2), connect_timeout=timedelta(seconds=timeout_s)),
+                           retry_config=RetryConfig(max_retries=2), connect_timeout=timedelta(seconds=timeout_s),
+                           runtime=runtime),
             timeout_s + 1)
     except (RuntimeError, asyncio.TimeoutError, OSError) as e:
         hint = ("run `hybrid-llm up` to start the embedded stack" if settings.embedded_temporal

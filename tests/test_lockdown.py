@@ -28,9 +28,9 @@ class RecordingProvider(ScriptedProvider):
 
     starts: list[float] = []
 
-    def complete(self, messages, max_tokens, temperature):
+    def complete(self, messages, max_tokens, temperature, json_schema=None):
         self.starts.append(time.time())
-        return super().complete(messages, max_tokens, temperature)
+        return super().complete(messages, max_tokens, temperature, json_schema)
 
 
 def recording_pool() -> tuple[LLMPool, list[float]]:

@@ -12,12 +12,13 @@ def register(app: typer.Typer) -> None:
     def worker() -> None:
         """Run a worker in the foreground (Ctrl-C stops it gracefully)."""
         import asyncio
-        import logging
         import os
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        from hybrid_llm.observability import configure_logging
         from worker import run_worker
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        asyncio.run(run_worker(settings()))
+        cfg = settings()
+        configure_logging(cfg)  # text or JSON lines (log_format), workflow ids on every workflow/activity line
+        asyncio.run(run_worker(cfg))
