@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.approvals import PermissionOutcome
 from domain.registry import Capability
+from domain.sandbox import SandboxOutcome
 from domain.tuning import Tuning
 
 MAX_PROMPT_CHARS = 32_000
@@ -28,6 +29,8 @@ class UserRequest(BaseModel):
     max_tokens: int = Field(default=256, ge=1, le=8192)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     system: str | None = Field(default=None, max_length=8_000)
+    run_code: bool = Field(default=False, description="When the answer proposes code (a ```python or ```bash "
+                                                      "block), run it in a sandbox for a person to review.")
     save_as: str | None = Field(default=None, max_length=4096,
                                 description="Ask the model's permission to save the answer here (e.g. downloads/a.md).")
 
@@ -91,6 +94,7 @@ class RequestResult(BaseModel):
     saved: PermissionOutcome | None = None
     delegations: list[dict] = Field(default_factory=list, description="hops of a collaboration: from, to, model, "
                                                                       "workflow_id, depth, scope")
+    sandbox: SandboxOutcome | None = None
     review_approved: bool | None = Field(default=None, description="a collaboration's security review verdict")
 
 

@@ -35,7 +35,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.registry import Capability
     from domain.routing import RoutingDecision, SimilarityRequest, TaskClassification, classify, route
+    from domain.code_proposals import proposed_code
     from domain.preflight import PreflightInput
+    from domain.sandbox import Origin, SandboxInput, SandboxOutcome, SandboxSpec, sandbox_workflow_id
     from domain.scanning import summary
     from domain.tuning import Tuning
     from domain.approvals import PermissionInput, PermissionOutcome
@@ -46,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.blob_refs import by_reference
     from workflows.model_call import activity_error_message, call_model, enforce
     from workflows.permission import PermissionWorkflow
+    from workflows.sandbox import SandboxWorkflow
     from workflows.search_attributes import MODEL, TASK_TYPE
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
@@ -131,6 +134,10 @@ class RequestWorkflow(Pausable):
 
         if completion.verdict is not None:
             await self._enforce(completion.verdict, f"the answer of {model_id}")
+        sandbox = None
+        if request.run_code and (proposal := proposed_code(completion.text)) is not None:
+            self._progress = Progress(stage="sandbox", model=model_id)
+            sandbox = await self._run_in_sandbox(proposal, status.spec, tuning)
         saved = None
         if request.save_as is not None:
             self._progress = Progress(stage="saving", model=model_id)
@@ -149,6 +156,7 @@ class RequestWorkflow(Pausable):
                             inference_ms=completion.inference_ms),
             attempts=attempts,
             saved=saved,
+            sandbox=sandbox,
         )
 
     async def _enforce(self, verdict: Verdict, what: str) -> None:
@@ -222,6 +230,20 @@ class RequestWorkflow(Pausable):
                             inference_ms=formatted.completion.inference_ms),
             attempts=formatted.attempts, delegations=[r.model_dump(mode="json", by_alias=True) for r in records],
             review_approved=coder.approved)
+
+    async def _run_in_sandbox(self, proposal, spec, tuning: Tuning) -> SandboxOutcome:
+        """The model proposes code: it runs only in a sandbox (a child workflow), reviewed by a person."""
+        language, code = proposal
+        sid = workflow.uuid4().hex[:16]
+        return await workflow.execute_child_workflow(
+            SandboxWorkflow.run,
+            SandboxInput(spec=SandboxSpec(code=code, language=language,
+                                          origin=Origin(actor="model", model_id=spec.id, local=spec.local,
+                                                        capabilities=tuple(c.value for c in spec.capabilities),
+                                                        name=spec.id)),
+                         sandbox_id=sid, review_timeout_s=tuning.approval_timeout_s,
+                         approval_timeout_s=tuning.approval_timeout_s),
+            id=sandbox_workflow_id(sid))
 
     async def _save(self, request: UserRequest, spec, answer: str, tuning: Tuning) -> PermissionOutcome:
         """The model asks permission to write its answer (a child workflow: it may wait for a person)."""

@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
         temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.2,
         request_id: Annotated[str | None, typer.Option(help="Idempotency key: the same id finds the same workflow.")] = None,
         system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+        run_code: Annotated[bool, typer.Option("--run", help="Run code the answer proposes in a sandbox, for you to "
+                                                            "review (`hybrid-llm sandbox approve|reject`).")] = False,
         save: Annotated[str | None, typer.Option("--save", help="Have the model ask permission to save the answer "
                                                                  "under the platform root (e.g. downloads/answer.md).")] = None,
     ) -> None:
@@ -34,7 +36,8 @@ def register(app: typer.Typer) -> None:
         prompt = sys.stdin.read() if text == "-" else text
         try:
             request = UserRequest(request_id=request_id or new_request_id(), prompt=prompt, model=model,
-                                  max_tokens=max_tokens, temperature=temperature, system=system, save_as=save)
+                                  max_tokens=max_tokens, temperature=temperature, system=system, save_as=save,
+                                  run_code=run_code)
         except ValidationError as e:
             raise CLIError(f"invalid request: {describe_validation(e)}", code=2) from None
         cfg = settings()
@@ -43,6 +46,10 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(result))
         else:
             console.print(result["answer"], highlight=False, markup=False)
+            if result.get("sandbox"):
+                box = result["sandbox"]
+                err_console.print(f"sandbox {box['workflow_id']}: {box['status']} (exit {box.get('exit_code')})",
+                                  highlight=False)
             if result.get("saved"):
                 saved = result["saved"]
                 verdict = saved["decision"]
