@@ -30,7 +30,8 @@ from domain.llm import PoolCommand  # noqa: E402
 from domain.permissions import Actor, Operation, PermissionRequest  # noqa: E402
 from domain.registry import Registry  # noqa: E402
 from domain.requests import UserRequest  # noqa: E402
-from hybrid_llm import lockdown_client, permission_client  # noqa: E402
+from domain.sandbox import ReviewDecision, SandboxSpec  # noqa: E402
+from hybrid_llm import lockdown_client, permission_client, sandbox_client  # noqa: E402
 from hybrid_llm.request_client import start_request  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
 from hybrid_llm.temporal import DATA_CONVERTER  # noqa: E402
@@ -128,7 +129,24 @@ async def record_all(client: Client, settings: Settings, engine) -> dict[str, Wo
         await lockdown_client.release(client, settings, SECRET, actor="golden")
         await paused.result()
         handles["lockdown-controller"] = client.get_workflow_handle(lockdown_client.controller_id(settings.task_queue))
-        return {name: await h.fetch_history() for name, h in handles.items()}
+        # SandboxWorkflow: a person's command, approved up front.
+        box = await sandbox_client.start(client, settings, SandboxSpec(command=("/bin/sh", "-c", "echo golden > out.txt")),
+                                         ReviewDecision(approve=True, by="golden"), sandbox_id="golden")
+        await box.result()
+        handles["sandbox-golden"] = box
+    # DelegationWorkflow: the secure-login collaboration (changes, revise, approve) with scripted roles.
+    team = LLMPool(Registry(models=(
+        scripted("generalist", ("general",), reply="Here is your secure login API."),
+        scripted("coder", ("code",), script=json.dumps([["Revise", "def login(): return check(bcrypt(pw))"],
+                                                        [".", "def login(): return pw == stored"]])),
+        scripted("reviewer", ("security",), script=json.dumps([
+            ["round 1", '{"verdict": "changes", "findings": ["plaintext passwords"]}'],
+            ["round 2", '{"verdict": "approve", "findings": []}']])))))
+    async with build_worker(client, settings, team, engine=engine):
+        await (await request("collab", "Write a secure login API in Python that stores password hashes")).result()
+        for child in ("coder", "coder-review-1", "coder-review-2"):
+            handles[f"request-collab-{child}"] = client.get_workflow_handle(f"request-golden-collab-{child}")
+    return {name: await h.fetch_history() for name, h in handles.items()}
 
 
 async def main() -> None:
