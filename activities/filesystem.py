@@ -12,8 +12,10 @@ relative to a directory it resolved, or re-resolve and compare) so that a link s
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -207,3 +209,27 @@ def _kind(real: str, missing: int) -> Kind:
     if stat.S_ISDIR(mode):
         return "directory"
     return "special"
+
+
+def same_content(target: str | os.PathLike, data: bytes) -> bool:
+    """Whether `target` is a regular file (not a symlink) that already holds exactly `data`."""
+    path = Path(target)
+    return path.is_file() and not path.is_symlink() and hashlib.sha256(path.read_bytes()).digest() == \
+        hashlib.sha256(data).digest()
+
+
+def atomic_write(target: str | os.PathLike, data: bytes) -> None:
+    """Write via a temp file in the same folder + fsync + rename: readers see the old file or the new one."""
+    target = Path(target)
+    os.makedirs(target.parent, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

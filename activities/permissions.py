@@ -3,9 +3,6 @@ and perform allowed writes atomically and idempotently (through the lockdown gat
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -14,7 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.db.models import PermissionFailureRow
-from activities.filesystem import PathRefused, PlatformFiles
+from activities.filesystem import PathRefused, PlatformFiles, atomic_write, same_content
 from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
 from domain.approvals import FailureCounts, FailureRecord
@@ -72,22 +69,8 @@ class PermissionActivities:
         except (UnsafePath, PathRefused) as e:
             raise ApplicationError(f"write refused: {e}", type="PermissionDenied", non_retryable=True) from None
         data = request.content.encode()
-        target = resolved.real
-        if os.path.isfile(target) and not os.path.islink(target):
-            with open(target, "rb") as f:
-                if hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest():
-                    return 0
+        if same_content(resolved.real, data):
+            return 0
         with self.gate.admit(f"writing {decision.path}"):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            atomic_write(resolved.real, data)
         return len(data)

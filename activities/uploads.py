@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from activities.db.models import DocumentRow, DocumentVersionRow
-from activities.filesystem import PathRefused, PlatformFiles
+from activities.filesystem import PathRefused, PlatformFiles, atomic_write
 from activities.lockdown_gate import LockdownGate
 from activities.rag.extract import chunks_of
 from domain.chunking import Kind
@@ -62,21 +61,6 @@ def upload_path(name: str) -> SafePath:
     if path.zone != "uploads" or any(p.startswith(".") for p in path.parts[1:]):
         raise UploadRefused("path", f"{path.posix}: hidden names and {VERSIONS}/ are the platform's own")
     return path
-
-
-def atomic_write(target: Path, data: bytes) -> None:
-    os.makedirs(target.parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class Uploads:
@@ -214,4 +198,4 @@ def _info(row: DocumentVersionRow, current_id: int | None) -> VersionInfo:
                        current=row.id == current_id)
 
 
-__all__ = ["BadUpload", "UnknownVersion", "UploadRefused", "Uploads", "atomic_write", "upload_path"]
+__all__ = ["BadUpload", "UnknownVersion", "UploadRefused", "Uploads", "upload_path"]

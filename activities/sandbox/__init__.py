@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 from temporalio import activity
@@ -17,7 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.filesystem import PathRefused, PlatformFiles
+from activities.filesystem import PathRefused, PlatformFiles, atomic_write, same_content
 from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
 from activities.sandbox import _cgroups
@@ -140,21 +139,10 @@ class SandboxActivities:
         if hashlib.sha256(data).hexdigest() != sha256:
             raise ValueError(f"{rel} changed after review")
         target = self.files.resolve(target_rel).real
-        if target.is_file() and not target.is_symlink() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
+        if same_content(target, data):
             return 0
         with self.gate.admit(f"delivering {target_rel}"):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp_fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(tmp_fd, "wb") as out:
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            atomic_write(target, data)
         return len(data)
 
     @activity.defn(name="sandbox.destroy")
