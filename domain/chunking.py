@@ -197,7 +197,9 @@ def _markdown_pieces(text: str, max_chars: int) -> list[_Piece]:
             path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, title)]
             section_start = i
     flush(len(lines))
-    return out
+    # A heading with no text of its own (followed directly by a subsection) names its subsections already.
+    content = [p for p in out if not (p.start == p.end and _HEADING.match(p.text))]
+    return content or out
 
 
 def _python_pieces(text: str, max_chars: int) -> list[_Piece]:

@@ -55,12 +55,11 @@ class IngestWorkflow(Pausable):
         except ActivityError as e:
             self._progress.stage = "failed"
             raise _failure(inp, e) from None
-        result = IngestResult(path=inp.path, version=inp.version, sha256=inp.sha256, action=prepared.action,
-                              chunks=prepared.chunks)
         if prepared.action != "index":
             self._progress = self._progress.model_copy(update={"stage": "done", "done": prepared.chunks,
                                                                "total": prepared.chunks})
-            return result
+            return IngestResult(path=inp.path, version=inp.version, sha256=inp.sha256, action=prepared.action,
+                                chunks=prepared.chunks)
         self._progress = self._progress.model_copy(update={"stage": "embedding", "total": prepared.chunks})
         try:
             for start in range(0, prepared.chunks, inp.batch_size):
@@ -81,8 +80,8 @@ class IngestWorkflow(Pausable):
                 **_QUICK)
             raise failure from None
         self._progress.stage = "done"
-        return result.model_copy(update={"action": committed.action, "chunks": committed.chunks,
-                                         "removed": committed.removed})
+        return IngestResult(path=inp.path, version=inp.version, sha256=inp.sha256, action=committed.action,
+                            chunks=committed.chunks, removed=committed.removed)
 
 
 def _failure(inp: IngestInput, e: ActivityError) -> ApplicationError:
