@@ -146,7 +146,7 @@ class Uploads:
 
     def _version(self, path: str, version: int) -> DocumentVersionRow:
         with Session(self.engine) as s:
-            row = s.scalar(sa.select(DocumentVersionRow).join(DocumentRow)
+            row = s.scalar(sa.select(DocumentVersionRow).join(DocumentRow, DocumentRow.id == DocumentVersionRow.document_id)
                            .where(DocumentRow.path == path, DocumentVersionRow.version == version))
             if row is None:
                 raise UnknownVersion(f"{path} has no version {version} (see `hybrid-llm files history {path}`)")

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from domain.rag import MAX_K, MAX_QUERY_CHARS, BadUpload, FileHistory, SearchQuery, SearchResults, UploadReceipt
+from domain.rag import MAX_K, MAX_QUERY_CHARS, BadUpload, check_size, FileHistory, SearchQuery, SearchResults, UploadReceipt
 from hybrid_llm import rag_client
 from hybrid_llm.api.routes import _UNAVAILABLE, GateDep, SettingsDep
 from hybrid_llm.api.schemas import Problem
@@ -63,6 +63,7 @@ async def upload(request: Request, gate: GateDep, settings: SettingsDep) -> Uplo
     name, data, wait = await _read_upload(request, settings.max_upload_bytes)
     uploads = _uploads(request)
     try:
+        check_size(name, len(data), settings.max_upload_bytes)
         await asyncio.to_thread(uploads.validate, upload_path(name), data)
         client = await gate.client()
         receipt, handle = await rag_client.upload(client, settings, uploads, name, data)
