@@ -289,3 +289,10 @@ class ContextEntry(BaseModel):
 
 class ContextEntries(BaseModel):
     entries: list[ContextEntry]
+
+
+def citations(context: RetrievedContext) -> list[dict]:
+    """What a request's result says about the passages its model saw, numbered as in the context block."""
+    return [{"n": i, "source": h.source, "version": h.version, "position": h.position, "chunk_id": h.chunk_id,
+             "chunk_sha256": h.chunk_sha256, "score": round(h.score, 4), "cite": h.citation()}
+            for i, h in enumerate(context.chunks, start=1)]

@@ -29,6 +29,8 @@ class UserRequest(BaseModel):
     max_tokens: int = Field(default=256, ge=1, le=8192)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     system: str | None = Field(default=None, max_length=8_000)
+    rag: bool = Field(default=False, description="Give the model the top-k passages of your uploads, to cite.")
+    rag_k: int = Field(default=4, ge=1, le=20)
     run_code: bool = Field(default=False, description="When the answer proposes code (a ```python or ```bash "
                                                       "block), run it in a sandbox for a person to review.")
     save_as: str | None = Field(default=None, max_length=4096,
@@ -95,6 +97,8 @@ class RequestResult(BaseModel):
     delegations: list[dict] = Field(default_factory=list, description="hops of a collaboration: from, to, model, "
                                                                       "workflow_id, depth, scope")
     sandbox: SandboxOutcome | None = None
+    citations: list[dict] = Field(default_factory=list, description="the passages the model saw (--rag): number, "
+                                                                    "source, version, position, chunk id and hash")
     review_approved: bool | None = Field(default=None, description="a collaboration's security review verdict")
 
 

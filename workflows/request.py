@@ -36,7 +36,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.registry import Capability
     from domain.routing import RoutingDecision, SimilarityRequest, TaskClassification, classify, route
     from domain.code_proposals import proposed_code
+    from activities.rag.search import SearchActivities
+    from activities.scanning import ScanActivities
     from domain.preflight import PreflightInput
+    from domain.rag import MAX_QUERY_CHARS, RetrievedContext, RetrieveRequest, citations
+    from domain.scanning import ScanRequest
     from domain.sandbox import Origin, SandboxInput, SandboxOutcome, SandboxSpec, sandbox_workflow_id
     from domain.scanning import summary
     from domain.tuning import Tuning
@@ -93,6 +97,7 @@ class RequestWorkflow(Pausable):
             raise ApplicationError(f"unknown model {request.model!r}; known models: {known}",
                                    type="UnknownModel", non_retryable=True)
 
+        context = await self._retrieve(request, tuning) if request.rag else None
         classification = classify(request.prompt, await self._similarity(request.prompt, tuning))
         collaboration = needs_collaboration(classification) if request.model is None else None
         if collaboration is not None and workflow.patched("collaboration"):
@@ -120,7 +125,7 @@ class RequestWorkflow(Pausable):
                     loaded = await self.guarded(lambda: self._load(model_id, tuning))
                     load_ms += loaded.load_ms
                 self._progress = Progress(stage="generating", model=model_id)
-                completion = await self.guarded(lambda: self._complete(request, model_id, tuning))
+                completion = await self.guarded(lambda: self._complete(request, model_id, tuning, context))
             except ActivityError as e:
                 error = activity_error_message(e)
                 attempts.append(Attempt(model=model_id, ok=False, error=error))
@@ -157,6 +162,7 @@ class RequestWorkflow(Pausable):
             attempts=attempts,
             saved=saved,
             sandbox=sandbox,
+            citations=citations(context) if context is not None else [],
         )
 
     async def _enforce(self, verdict: Verdict, what: str) -> None:
@@ -277,9 +283,28 @@ class RequestWorkflow(Pausable):
             heartbeat_timeout=timedelta(seconds=tuning.llm_heartbeat_timeout_s),
             retry_policy=self._retry(tuning))
 
-    async def _complete(self, request: UserRequest, model_id: str, tuning: Tuning) -> Completion:
-        messages = [ChatMessage(role="system", content=request.system or DEFAULT_SYSTEM_PROMPT),
-                    ChatMessage(role="user", content=request.prompt)]
+    async def _retrieve(self, request: UserRequest, tuning: Tuning) -> RetrievedContext:
+        """Top-k passages of the uploads. The chunk ids and hashes the model sees are in history (the activity
+        result and the memo); the passages pass the guardrails as documents (hidden instructions count more)."""
+        self._progress = Progress(stage="retrieving")
+        context = await workflow.execute_activity_method(
+            SearchActivities.retrieve, RetrieveRequest(query=request.prompt[:MAX_QUERY_CHARS], k=request.rag_k),
+            start_to_close_timeout=timedelta(seconds=120), retry_policy=self._retry(tuning))
+        workflow.upsert_memo({"rag": {"chunk_ids": context.chunk_ids, "chunk_sha256s": context.chunk_sha256s}})
+        if context.context:
+            verdict = await workflow.execute_local_activity_method(
+                ScanActivities.scan, ScanRequest(text=context.context, kind="prompt", source="document",
+                                                 semantic=tuning.guard_semantic),
+                start_to_close_timeout=timedelta(seconds=60))
+            await self._enforce(verdict, "the retrieved passages")
+        return context
+
+    async def _complete(self, request: UserRequest, model_id: str, tuning: Tuning,
+                        context: RetrievedContext | None = None) -> Completion:
+        system = request.system or DEFAULT_SYSTEM_PROMPT
+        if context is not None and context.context:
+            system += "\n\nAnswer from these passages and cite them by number.\n" + context.context
+        messages = [ChatMessage(role="system", content=system), ChatMessage(role="user", content=request.prompt)]
         refs = await by_reference(messages, tuning.blob_threshold_bytes)  # large prompts: a hash in history
         return await workflow.execute_activity_method(
             LLMActivities.complete,

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
         temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.2,
         request_id: Annotated[str | None, typer.Option(help="Idempotency key: the same id finds the same workflow.")] = None,
         system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+        rag: Annotated[bool, typer.Option("--rag", help="Answer from your uploads' best passages, with citations.")]
+        = False,
+        rag_k: Annotated[int, typer.Option("--rag-k", help="How many passages (with --rag).")] = 4,
         run_code: Annotated[bool, typer.Option("--run", help="Run code the answer proposes in a sandbox, for you to "
                                                             "review (`hybrid-llm sandbox approve|reject`).")] = False,
         save: Annotated[str | None, typer.Option("--save", help="Have the model ask permission to save the answer "
@@ -37,7 +40,7 @@ def register(app: typer.Typer) -> None:
         try:
             request = UserRequest(request_id=request_id or new_request_id(), prompt=prompt, model=model,
                                   max_tokens=max_tokens, temperature=temperature, system=system, save_as=save,
-                                  run_code=run_code)
+                                  run_code=run_code, rag=rag, rag_k=rag_k)
         except ValidationError as e:
             raise CLIError(f"invalid request: {describe_validation(e)}", code=2) from None
         cfg = settings()
@@ -46,6 +49,9 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(result))
         else:
             console.print(result["answer"], highlight=False, markup=False)
+            for c in result.get("citations") or []:
+                err_console.print(f"[{c['n']}] {c['cite']} (chunk {c['chunk_id']}, score {c['score']})",
+                                  highlight=False, markup=False)
             if result.get("sandbox"):
                 box = result["sandbox"]
                 err_console.print(f"sandbox {box['workflow_id']}: {box['status']} (exit {box.get('exit_code')})",
