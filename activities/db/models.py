@@ -138,7 +138,8 @@ class ChunkRow(Base):
     __table_args__ = (
         sa.UniqueConstraint("version_id", "position", name="chunks_version_position"),
         sa.Index("chunks_embedding_hnsw", "embedding", postgresql_using="hnsw",
-                 postgresql_ops={"embedding": "vector_cosine_ops"}),
+                 postgresql_ops={"embedding": "vector_cosine_ops"},
+                 postgresql_with={"m": 16, "ef_construction": 128}),
     )
 
 

@@ -66,7 +66,8 @@ def upgrade() -> None:
     op.create_index("ix_chunks_document_id", "chunks", ["document_id"])
     op.create_index("ix_chunks_sha256", "chunks", ["sha256"])
     op.create_index("chunks_embedding_hnsw", "chunks", ["embedding"], postgresql_using="hnsw",
-                    postgresql_ops={"embedding": "vector_cosine_ops"})
+                    postgresql_ops={"embedding": "vector_cosine_ops"},
+                    postgresql_with={"m": 16, "ef_construction": 128})
     op.create_table(
         "global_context",
         sa.Column("key", sa.String(200), primary_key=True),

@@ -1,0 +1,220 @@
+"""Benchmark RAG: ingestion against raw embedding speed, and top-k search on 100,000 chunks.
+
+Prints progress to stderr and one JSON object as the last line of stdout:
+  ingest_ratio   chunks/s of a whole ingestion (versioned upload + IngestWorkflow: chunk, embed in batches, stage,
+                 commit with the HNSW index present) / chunks/s of sentence-transformers encoding the same chunks
+                 alone, in the same run (best of --rounds each, interleaved)
+  query_ms_p50, query_ms_p99   the search query (HNSW, cosine, k=5, with the join to current versions) on
+                 --corpus chunks bulk-loaded by COPY, then indexed
+  recall_at_5    of that search against an exact scan (numpy, same vectors)
+
+The 100,000 vectors are built from real MiniLM embeddings of 3,000 generated sentences (mixtures of two plus
+noise of norm ~0.2, normalised), so they have the clustered structure of text embeddings; the queries are built the same way.
+
+Usage: python bench/rag.py [--chunks 512] [--corpus 100000] [--queries 300] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from activities.db import make_engine  # noqa: E402
+from activities.embeddings import Embedder  # noqa: E402
+from activities.llm_pool import LLMPool  # noqa: E402
+from activities.rag.search import SearchActivities  # noqa: E402
+from domain.chunking import chunk  # noqa: E402
+from domain.registry import Capability, ModelSpec, Registry  # noqa: E402
+from hybrid_llm import rag_client  # noqa: E402
+from hybrid_llm.settings import Settings  # noqa: E402
+from hybrid_llm.stack import migrate  # noqa: E402
+from hybrid_llm.stack.postgres import EmbeddedPostgres  # noqa: E402
+from hybrid_llm.stack.temporal_server import TemporalServer  # noqa: E402
+from hybrid_llm.temporal import connect, ensure_search_attributes  # noqa: E402
+from worker import build_worker  # noqa: E402
+
+WORDS = ("system network model data query index vector search document version upload chunk embed store "
+         "worker workflow signal timer retry lock database table column row engine cluster memory disk cache "
+         "river mountain forest ocean city bridge garden library market kitchen window engine train planet "
+         "music painting theatre novel poem history science biology chemistry physics weather climate energy "
+         "quickly slowly carefully rarely often always never together apart inside outside above below").split()
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def document(n: int, seed: int) -> str:
+    """n paragraphs of ~900 characters: the text chunker makes one chunk of each."""
+    rng = random.Random(seed)
+    paras = []
+    for i in range(n):
+        words: list[str] = [f"Passage {seed}-{i}."]
+        while sum(len(w) + 1 for w in words) < 900:
+            sentence = [rng.choice(WORDS) for _ in range(rng.randint(6, 14))]
+            words.append(" ".join(sentence).capitalize() + ".")
+        paras.append(" ".join(words))
+    return "\n\n".join(paras) + "\n"
+
+
+async def ingest_ratio(settings: Settings, embedder: Embedder, engine: sa.Engine, n: int, rounds: int) -> dict:
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    pool = LLMPool(Registry(models=(ModelSpec(id="none", provider="scripted", local=True,
+                                              capabilities=tuple(Capability)),)))
+    uploads = rag_client.build_uploads(settings, engine=engine)
+    embedder.encode(["warm up"] * 8)
+    encode_rates, ingest_rates = [], []
+    async with build_worker(client, settings, pool, embedder=embedder, engine=engine):
+        for r in range(rounds):
+            text = document(n, seed=1000 + r)
+            chunks = chunk("text", text)
+            t0 = time.perf_counter()
+            embedder.encode([c.embed_text for c in chunks], batch_size=64)
+            encode_rates.append(len(chunks) / (time.perf_counter() - t0))
+            fresh = document(n, seed=2000 + r)  # different text: no embedding is reused from the baseline run
+            t0 = time.perf_counter()
+            _, handle = await rag_client.upload(client, settings, uploads, f"bench/doc{r}.txt", fresh.encode())
+            result = await rag_client.wait(handle)
+            ingest_rates.append(result.chunks / (time.perf_counter() - t0))
+            say(f"round {r}: encode {encode_rates[-1]:.1f} chunks/s, ingest {ingest_rates[-1]:.1f} chunks/s "
+                f"({result.chunks} chunks)")
+    enc, ing = max(encode_rates), max(ingest_rates)
+    return {"chunks": len(chunks), "encode_chunks_per_s": round(enc, 1), "ingest_chunks_per_s": round(ing, 1),
+            "ingest_ratio": round(ing / enc, 3)}
+
+
+def corpus_vectors(embedder: Embedder, n: int, seed: int, noise: float = 0.01) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = embedder.encode(sentences(3000, seed), batch_size=64).astype(np.float32)
+    a = rng.integers(0, len(base), n)
+    b = rng.integers(0, len(base), n)
+    w = rng.uniform(0.2, 0.8, (n, 1)).astype(np.float32)
+    v = base[a] * (1 - w) + base[b] * w + rng.normal(0, noise, (n, base.shape[1])).astype(np.float32)
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def sentences(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 14))).capitalize() + "." for _ in range(n)]
+
+
+def bulk_load(engine: sa.Engine, vectors: np.ndarray) -> None:
+    from pgvector.psycopg import register_vector
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE chunks, document_versions, documents RESTART IDENTITY CASCADE"))
+        conn.execute(sa.text("DROP INDEX IF EXISTS chunks_embedding_hnsw"))
+        doc = conn.execute(sa.text("INSERT INTO documents (path) VALUES ('uploads/bench/corpus.txt') RETURNING id"))
+        doc_id = doc.scalar_one()
+        ver = conn.execute(sa.text("INSERT INTO document_versions (document_id, version, sha256, size, kind, source, "
+                                   "status, chunks) VALUES (:d, 1, :s, 0, 'text', 'upload', 'indexed', :n) "
+                                   "RETURNING id"), {"d": doc_id, "s": "0" * 64, "n": len(vectors)}).scalar_one()
+        conn.execute(sa.text("UPDATE documents SET current_version_id = :v WHERE id = :d"), {"v": ver, "d": doc_id})
+    raw = engine.raw_connection()
+    try:
+        pg = raw.driver_connection
+        register_vector(pg)
+        t0 = time.perf_counter()
+        with pg.cursor() as cur, cur.copy("COPY chunks (id, document_id, version_id, position, sha256, text, "
+                                          "start_line, end_line, embedding) FROM STDIN WITH (FORMAT BINARY)") as cp:
+            cp.set_types(["int8", "int8", "int8", "int4", "varchar", "text", "int4", "int4", "vector"])
+            for i, v in enumerate(vectors):
+                cp.write_row([i + 1, doc_id, ver, i, f"{i:064x}", f"chunk {i}", 1, 1, v])
+        pg.commit()
+        say(f"bulk load: {len(vectors)} rows in {time.perf_counter() - t0:.1f}s")
+        t0 = time.perf_counter()
+        with pg.cursor() as cur:
+            cur.execute("SET maintenance_work_mem = '1GB'")
+            cur.execute("SET max_parallel_maintenance_workers = 2")
+            cur.execute("CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) "
+                        "WITH (m = 16, ef_construction = 128)")  # as migration 0004 builds it
+            cur.execute("ANALYZE chunks")
+        pg.commit()
+        say(f"HNSW build: {time.perf_counter() - t0:.1f}s")
+    finally:
+        raw.close()
+
+
+def search_figures(engine: sa.Engine, embedder: Embedder, n: int, queries: int, ef: int | None) -> dict:
+    vectors = corpus_vectors(embedder, n, seed=7)
+    bulk_load(engine, vectors)
+    qs = corpus_vectors(embedder, queries, seed=8)
+    search = SearchActivities(engine, embedder) if ef is None else SearchActivities(engine, embedder, ef_search=ef)
+    for q in qs[:20]:  # warm the index pages and the connection pool
+        search.search_vector(q.tolist(), 5)
+    latencies, recalls = [], []
+    for q in qs:
+        t0 = time.perf_counter()
+        hits = search.search_vector(q.tolist(), 5)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        exact = set((np.argsort(-(vectors @ q))[:5] + 1).tolist())
+        recalls.append(len(exact & {h.chunk_id for h in hits}) / 5)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(round(0.99 * len(latencies))) - 1)]
+    say(f"search on {n} chunks: p50 {statistics.median(latencies):.2f} ms, p99 {p99:.2f} ms, "
+        f"recall@5 {statistics.mean(recalls):.3f}")
+    return {"corpus": n, "queries": queries, "ef_search": search.ef_search, "query_ms_p50": round(statistics.median(latencies), 2),
+            "query_ms_p99": round(p99, 2), "recall_at_5": round(statistics.mean(recalls), 4)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chunks", type=int, default=512)
+    parser.add_argument("--corpus", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--ef", type=int, default=None, help="hnsw.ef_search (default: the search activity's)")
+    args = parser.parse_args()
+    embedder = Embedder()
+    with tempfile.TemporaryDirectory(prefix="bench-rag-", dir="/tmp") as tmp:
+        workdir = Path(tmp)
+        os.chmod(workdir, 0o755)
+        server = TemporalServer(workdir / "temporal", _free_port(), _free_port(), headless=True)
+        postgres = EmbeddedPostgres(workdir / "pg", _free_port())
+        server.start()
+        postgres.start()
+        engine = None
+        try:
+            migrate.upgrade(postgres.url)
+            engine = make_engine(postgres.url)
+            settings = Settings(state_dir=workdir / "state", temporal_address=server.address,
+                                database_url=postgres.url, task_queue=f"bench-{uuid.uuid4().hex[:8]}")
+            figures = await ingest_ratio(settings, embedder, engine, args.chunks, args.rounds)
+            figures |= await asyncio.to_thread(search_figures, engine, embedder, args.corpus, args.queries,
+                                                   args.ef)
+        finally:
+            if engine is not None:
+                engine.dispose()
+            server.stop()
+            postgres.stop()
+    targets = {"ingest_ratio": ">= 0.85", "query_ms_p99": "<= 20", "recall_at_5": ">= 0.95"}
+    print(json.dumps({**figures, "targets": targets}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
