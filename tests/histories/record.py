@@ -31,7 +31,8 @@ from domain.permissions import Actor, Operation, PermissionRequest  # noqa: E402
 from domain.registry import Registry  # noqa: E402
 from domain.requests import UserRequest  # noqa: E402
 from domain.sandbox import ReviewDecision, SandboxSpec  # noqa: E402
-from hybrid_llm import lockdown_client, permission_client, sandbox_client  # noqa: E402
+from domain.rag import SearchQuery  # noqa: E402
+from hybrid_llm import lockdown_client, permission_client, rag_client, sandbox_client  # noqa: E402
 from hybrid_llm.request_client import start_request  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
 from hybrid_llm.temporal import DATA_CONVERTER  # noqa: E402
@@ -146,6 +147,15 @@ async def record_all(client: Client, settings: Settings, engine) -> dict[str, Wo
         await (await request("collab", "Write a secure login API in Python that stores password hashes")).result()
         for child in ("coder", "coder-review-1", "coder-review-2"):
             handles[f"request-collab-{child}"] = client.get_workflow_handle(f"request-golden-collab-{child}")
+        # IngestWorkflow + SearchWorkflow: an upload indexed, then searched (workflow inputs carry only ids/hashes).
+        uploads = rag_client.build_uploads(settings, engine=engine)
+        _, ingest = await rag_client.upload(client, settings, uploads, "golden/notes.md",
+                                            b"# Notes\n\nThe lighthouse keeper winds the lens every four hours.\n")
+        await rag_client.wait(ingest)
+        handles["ingest-golden"] = ingest
+        await rag_client.search(client, settings, SearchQuery(query="how often is the lens wound?", k=2))
+    async for wf in client.list_workflows("WorkflowType = 'SearchWorkflow'"):
+        handles["search-golden"] = client.get_workflow_handle(wf.id)
     return {name: await h.fetch_history() for name, h in handles.items()}
 
 
