@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -12,24 +11,11 @@ from activities.sandbox._microvm import unavailable_reason
 from domain.sandbox import Backend, Limits, Origin, SandboxSpec
 from hybrid_llm.sandbox_worker import microvm_dir
 from hybrid_llm.settings import Settings
-from tests.test_sandbox import APPROVE, run
+from tests.test_sandbox import root, run  # noqa: F401 - root is a fixture
 
 _WHY = unavailable_reason(microvm_dir(Settings()))
 pytestmark = pytest.mark.skipif(_WHY is not None, reason=f"microvm backend unavailable: {_WHY} "
                                 "(CI installs qemu-system-x86; scripts/setup.sh builds the assets)")
-
-
-@pytest.fixture
-def root(settings, tmp_path):
-    for name in ("downloads", "uploads", "rag"):
-        (settings.root / name).mkdir(parents=True, exist_ok=True)
-    base = Path("/var/tmp/hybrid-llm-sandboxes") / f"test-{tmp_path.name}-{os.getpid()}"
-    settings.sandbox_dir = base
-    yield settings.root
-    left = sorted(p.name for p in base.iterdir()) if base.exists() else []
-    if base.exists():
-        base.rmdir() if not left else None
-    assert not left, f"sandbox(es) left behind: {left}"
 
 
 def vm(script: str, **limits) -> SandboxSpec:
