@@ -79,6 +79,7 @@ class DelegationInput(BaseModel):
     limits: DelegationLimits = DelegationLimits()
     tuning: Tuning = Tuning()
     round: int = Field(default=1, ge=1, description="for a reviewer: which review round this is")
+    max_tokens: int = Field(default=512, ge=1, le=8192, description="per model call of this hop")
 
 
 class DelegationRecord(BaseModel):

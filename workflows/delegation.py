@@ -61,6 +61,7 @@ class DelegationWorkflow(Pausable):
         call = await call_model(
             self, capability=Capability.SECURITY, request_id=inp.request_id, tuning=inp.tuning,
             why=f"security review delegated by {inp.from_model}", json_schema=REVIEW_SCHEMA,
+            max_tokens=min(inp.max_tokens, 256),
             messages=[ChatMessage(role="system", content=REVIEWER_SYSTEM),
                       ChatMessage(role="user", content=review_prompt(inp.task, inp.context, inp.round))])
         review = parse_review(call.completion.text)
@@ -70,7 +71,7 @@ class DelegationWorkflow(Pausable):
     async def _code(self, inp: DelegationInput) -> DelegationResult:
         call = await call_model(
             self, capability=Capability.CODE, request_id=inp.request_id, tuning=inp.tuning,
-            why=f"code task delegated by {inp.from_model}",
+            why=f"code task delegated by {inp.from_model}", max_tokens=inp.max_tokens,
             messages=[ChatMessage(role="system", content=CODER_SYSTEM),
                       ChatMessage(role="user", content=coder_prompt(inp.task))])
         result = DelegationResult(role=Role.CODER, model=call.model, output=call.completion.text, usage=call.usage)
@@ -90,7 +91,7 @@ class DelegationWorkflow(Pausable):
                 break
             revised = await call_model(
                 self, capability=Capability.CODE, request_id=inp.request_id, tuning=inp.tuning,
-                why="revision after a security review",
+                why="revision after a security review", max_tokens=inp.max_tokens,
                 messages=[ChatMessage(role="system", content=CODER_SYSTEM),
                           ChatMessage(role="user", content=revise_prompt(inp.task, result.output,
                                                                          review.review.findings))])
@@ -122,7 +123,7 @@ class DelegationWorkflow(Pausable):
             DelegationWorkflow.run,
             DelegationInput(request_id=inp.request_id, from_model=result.model, role=Role.REVIEWER, task=inp.task,
                             context=result.output, depth=inp.depth + 1, scope=scope, limits=inp.limits,
-                            tuning=inp.tuning, round=round_no),
+                            tuning=inp.tuning, round=round_no, max_tokens=inp.max_tokens),
             id=child_id)
         result.usage = _add(result.usage, review.usage)
         result.delegations.append(DelegationRecord(from_model=result.model, to=Role.REVIEWER.value,

@@ -206,7 +206,7 @@ class RequestWorkflow(Pausable):
         coder = await workflow.execute_child_workflow(
             DelegationWorkflow.run,
             DelegationInput(request_id=request.request_id, from_model=generalist, role=Role.CODER,
-                            task=request.prompt, depth=1, scope=scope, tuning=tuning,
+                            task=request.prompt, depth=1, scope=scope, tuning=tuning, max_tokens=request.max_tokens,
                             limits=DelegationLimits(max_depth=tuning.delegation_max_depth,
                                                     max_rounds=tuning.delegation_max_rounds)),
             id=child_id)
