@@ -88,7 +88,9 @@ async def test_lockdown_pauses_100_in_flight_requests_and_an_authenticated_relea
 
         results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 60)
     assert [r.answer for r in results] == [f"scripted answer to: q{i}" for i in range(100)]
-    assert len(starts) == 100  # every request's LLM call ran exactly once
+    # Activities run at least once: a heartbeat missed on a starved machine may re-run a call, but each request
+    # records exactly one answer.
+    assert len(starts) >= 100
     attempts = LockdownStore(pool_engine(settings), settings.task_queue).release_attempts(state.epoch)
     assert [ok for _, ok, _ in attempts] == [False, True]
 
