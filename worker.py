@@ -32,11 +32,11 @@ from activities.preflight import PreflightActivities
 from activities.rag import rag_activities
 from activities.uploads import Uploads
 from activities.resource_monitor import ResourceMonitor
-from domain.permissions import PermissionPolicy
 from domain.resources import ResourceLimits
 from activities.routing import RoutingActivities
 from activities.scanning import ScanActivities, Scanner, pool_security_model
 from domain.registry import Registry
+from hybrid_llm.policy_file import load_policy
 from hybrid_llm.registry_file import load_registry
 from hybrid_llm.observability import build_runtime, configure_logging, worker_interceptors
 from hybrid_llm import rag_client
@@ -49,15 +49,6 @@ log = logging.getLogger("hybrid_llm.worker")
 
 def build_pool(settings: Settings, registry: Registry | None = None) -> LLMPool:
     return LLMPool(registry or load_registry(settings.models_file), cooldown_s=settings.model_cooldown_s)
-
-
-def load_policy(settings: Settings) -> PermissionPolicy:
-    if settings.permissions_file is None:
-        return PermissionPolicy()
-    try:
-        return PermissionPolicy.from_toml(settings.permissions_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ValueError(f"permission policy {settings.permissions_file}: {e}") from None
 
 
 def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: str | None = None,
@@ -74,7 +65,8 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
                         blob_threshold_bytes=settings.blob_threshold_bytes)
     scans = ScanActivities(scanner)
     preflight = PreflightActivities(pool, scanner)
-    permissions = PermissionActivities(PlatformFiles(settings.root), load_policy(settings), store, gate)
+    policy, files = load_policy(settings), PlatformFiles(settings.root)
+    permissions = PermissionActivities(files, policy, store, gate)
     routing = RoutingActivities(embedder)
     lockdown = LockdownActivities(store, client, task_queue)
     local_slots = 4
@@ -85,12 +77,11 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
                     permissions.write, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
-                    *rag_activities(Uploads(PlatformFiles(settings.root), engine, gate, load_policy(settings),
-                                            settings.max_upload_bytes), embedder),
-                    *sandbox_activities(settings, store, gate, load_policy(settings)).all()],
+                    *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder),
+                    *sandbox_activities(settings, store, gate, policy).all()],
         interceptors=worker_interceptors(settings),  # tracing (when configured), metrics, per-run log lines
-        # Every activity is sync (blocking work): one thread per running activity, never more accepted
-        # than there are threads, so an accepted task never sits un-heartbeated in a queue.
+        # Blocking activities are sync: one thread per running activity, never more accepted than there are
+        # threads, so an accepted task never sits un-heartbeated in a queue.
         activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),
         max_concurrent_activities=settings.worker_threads,
         max_concurrent_local_activities=local_slots,

@@ -41,12 +41,10 @@ def build_uploads(settings: Settings, engine=None) -> Uploads:
     from activities.filesystem import PlatformFiles
     from activities.lockdown_gate import LockdownGate
     from activities.lockdown_store import LockdownStore
-    from domain.permissions import PermissionPolicy
+    from hybrid_llm.policy_file import load_policy
 
     engine = engine or make_engine(settings.effective_database_url, pool_size=2)
-    policy = PermissionPolicy()
-    if settings.permissions_file is not None:
-        policy = PermissionPolicy.from_toml(settings.permissions_file.read_text(encoding="utf-8"))
+    policy = load_policy(settings)
     assert settings.root is not None
     return Uploads(PlatformFiles(settings.root), engine, LockdownGate(LockdownStore(engine, settings.task_queue)),
                    policy, max_bytes=settings.max_upload_bytes)

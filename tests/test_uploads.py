@@ -210,3 +210,21 @@ def test_migration_0004_down_and_up(scratch_database_url):
         assert migrate.current(url) == migrate.head()
     finally:
         engine.dispose()
+
+
+async def test_uploads_are_refused_while_locked(client, settings, run_worker, scripted_pool, engine, lockdown_secret):
+    from temporalio.exceptions import ApplicationError
+
+    from hybrid_llm import lockdown_client, rag_client
+
+    (settings.root / "uploads").mkdir(parents=True, exist_ok=True)
+    uploads = rag_client.build_uploads(settings, engine=engine)
+    async with run_worker(scripted_pool()):
+        await lockdown_client.engage(client, settings, "read-only please", actor="pytest")
+        try:
+            with pytest.raises(ApplicationError) as info:
+                await rag_client.upload(client, settings, uploads, "locked/notes.md", b"# Notes\n\nhello\n")
+        finally:
+            await lockdown_client.release(client, settings, lockdown_secret, actor="pytest")
+    assert info.value.type == "LockedDown"
+    assert not (settings.root / "uploads" / "locked" / "notes.md").exists()
