@@ -13,7 +13,7 @@ from tests.processes import scripted_entry, start_worker, wait_for_poller, write
 
 
 async def test_sigkilled_worker_loses_nothing_and_runs_nothing_twice(client, settings, tmp_path):
-    settings.models_file = write_registry(tmp_path / "models.toml", scripted_entry("slow", delay_ms=1500))
+    settings.models_file = write_registry(tmp_path / "models.toml", scripted_entry("slow", delay_ms=3000))
     log = tmp_path / "worker.log"
     first = start_worker(settings, log)
     second = None
@@ -26,10 +26,12 @@ async def test_sigkilled_worker_loses_nothing_and_runs_nothing_twice(client, set
             return sum(len(d.raw_description.pending_activities) for d in descs)
 
         deadline = time.monotonic() + 60
-        while await running_activities() < 16 and time.monotonic() < deadline:
+        in_flight = await running_activities()
+        while in_flight < 16 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert await running_activities() >= 16, "requests were not in flight when the worker was killed"
-        first.send_signal(signal.SIGKILL)
+            in_flight = await running_activities()
+        assert in_flight >= 16, "requests were not in flight when the worker was killed"
+        first.send_signal(signal.SIGKILL)  # at once: each call takes 3 s, so they are still running
         first.wait()
 
         second = start_worker(settings, log)
