@@ -19,10 +19,8 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,23 +37,13 @@ from domain.requests import ChatMessage, UserRequest  # noqa: E402
 from hybrid_llm.request_client import start_request  # noqa: E402
 from hybrid_llm.registry_file import load_registry  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
-from hybrid_llm.stack import migrate  # noqa: E402
-from hybrid_llm.stack.postgres import EmbeddedPostgres  # noqa: E402
-from hybrid_llm.stack.temporal_server import TemporalServer  # noqa: E402
 from hybrid_llm.temporal import connect, ensure_search_attributes, has_workers  # noqa: E402
 from worker import build_worker  # noqa: E402
+from bench.stack import bench_stack  # noqa: E402
 
 INSTANT = ModelSpec(id="instant", provider="scripted", local=True, max_concurrency=1024,
                     capabilities=tuple(Capability), options={"reply": "ok"})
 MESSAGES = [ChatMessage(role="user", content="hello")]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def say(msg: str) -> None:
@@ -181,26 +169,15 @@ async def main() -> None:
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--skip-local", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
-        workdir = Path(tmp)
-        server = TemporalServer(workdir / "temporal", _free_port(), _free_port(), headless=True)
-        postgres = EmbeddedPostgres(workdir / "pg", _free_port())
-        server.start()
-        postgres.start()
-        try:
-            migrate.upgrade(postgres.url)
-            settings = Settings(state_dir=workdir / "state", temporal_address=server.address,
-                                database_url=postgres.url, task_queue=f"bench-{uuid.uuid4().hex[:8]}")
-            client = await connect(settings)
-            await ensure_search_attributes(client, settings.temporal_namespace)
-            figures = {"requests": args.requests}
-            figures |= await throughput_and_latency(client, settings, args.requests, args.sequential)
-            figures |= await recovery(client, settings, workdir)
-            if not args.skip_local:
-                figures |= await local_tokens(client, settings)
-        finally:
-            server.stop()
-            postgres.stop()
+    async with bench_stack("pipeline") as stack:
+        settings = stack.settings
+        client = await connect(settings)
+        await ensure_search_attributes(client, settings.temporal_namespace)
+        figures = {"requests": args.requests}
+        figures |= await throughput_and_latency(client, settings, args.requests, args.sequential)
+        figures |= await recovery(client, settings, stack.workdir)
+        if not args.skip_local:
+            figures |= await local_tokens(client, settings)
     targets = {"throughput_ratio": ">= 0.8", "added_latency_ms_p50": "<= 25", "recovery_s": "<= 3",
                "local_tokens_per_s_ratio": ">= 0.9"}
     print(json.dumps({**figures, "targets": targets}))

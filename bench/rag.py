@@ -23,9 +23,7 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,11 +41,9 @@ from domain.chunking import chunk  # noqa: E402
 from domain.registry import Capability, ModelSpec, Registry  # noqa: E402
 from hybrid_llm import rag_client  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
-from hybrid_llm.stack import migrate  # noqa: E402
-from hybrid_llm.stack.postgres import EmbeddedPostgres  # noqa: E402
-from hybrid_llm.stack.temporal_server import TemporalServer  # noqa: E402
 from hybrid_llm.temporal import connect, ensure_search_attributes  # noqa: E402
 from worker import build_worker  # noqa: E402
+from bench.stack import bench_stack  # noqa: E402
 
 WORDS = ("system network model data query index vector search document version upload chunk embed store "
          "worker workflow signal timer retry lock database table column row engine cluster memory disk cache "
@@ -58,14 +54,6 @@ WORDS = ("system network model data query index vector search document version u
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def document(n: int, seed: int) -> str:
@@ -191,27 +179,14 @@ async def main() -> None:
     parser.add_argument("--ef", type=int, default=None, help="hnsw.ef_search (default: the search activity's)")
     args = parser.parse_args()
     embedder = Embedder()
-    with tempfile.TemporaryDirectory(prefix="bench-rag-", dir="/tmp") as tmp:
-        workdir = Path(tmp)
-        os.chmod(workdir, 0o755)
-        server = TemporalServer(workdir / "temporal", _free_port(), _free_port(), headless=True)
-        postgres = EmbeddedPostgres(workdir / "pg", _free_port())
-        server.start()
-        postgres.start()
-        engine = None
+    async with bench_stack("rag") as stack:
+        engine = make_engine(stack.settings.effective_database_url)
         try:
-            migrate.upgrade(postgres.url)
-            engine = make_engine(postgres.url)
-            settings = Settings(state_dir=workdir / "state", temporal_address=server.address,
-                                database_url=postgres.url, task_queue=f"bench-{uuid.uuid4().hex[:8]}")
-            figures = await ingest_ratio(settings, embedder, engine, args.chunks, args.rounds)
+            figures = await ingest_ratio(stack.settings, embedder, engine, args.chunks, args.rounds)
             figures |= await asyncio.to_thread(search_figures, engine, embedder, args.corpus, args.queries,
-                                                   args.ef)
+                                               args.ef)
         finally:
-            if engine is not None:
-                engine.dispose()
-            server.stop()
-            postgres.stop()
+            engine.dispose()
     targets = {"ingest_ratio": ">= 0.85", "query_ms_p99": "<= 20", "recall_at_5": ">= 0.95"}
     print(json.dumps({**figures, "targets": targets}))
 

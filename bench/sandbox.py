@@ -18,9 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,25 +34,15 @@ from domain.sandbox import Limits, ReviewDecision, SandboxSpec  # noqa: E402
 from hybrid_llm import sandbox_client  # noqa: E402
 from hybrid_llm.sandbox_worker import microvm_dir  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
-from hybrid_llm.stack import migrate  # noqa: E402
-from hybrid_llm.stack.postgres import EmbeddedPostgres  # noqa: E402
-from hybrid_llm.stack.temporal_server import TemporalServer  # noqa: E402
 from hybrid_llm.temporal import connect, ensure_search_attributes  # noqa: E402
 from worker import build_worker  # noqa: E402
+from bench.stack import bench_stack  # noqa: E402
 
 BASE = Path("/var/tmp/hybrid-llm-sandboxes") / f"bench-{os.getpid()}"
 
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def namespace_overhead(runs: int) -> dict:
@@ -100,35 +88,23 @@ def microvm_start(runs: int) -> dict:
 
 
 async def workflow_overhead(n: int) -> dict:
-    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
-        workdir = Path(tmp)
-        server = TemporalServer(workdir / "temporal", _free_port(), _free_port(), headless=True)
-        postgres = EmbeddedPostgres(workdir / "pg", _free_port())
-        server.start()
-        postgres.start()
-        try:
-            migrate.upgrade(postgres.url)
-            settings = Settings(state_dir=workdir / "state", temporal_address=server.address,
-                                database_url=postgres.url, task_queue=f"bench-{uuid.uuid4().hex[:8]}",
-                                sandbox_dir=BASE / "wf")
-            settings.root.mkdir(parents=True, exist_ok=True)
-            client = await connect(settings)
-            await ensure_search_attributes(client, settings.temporal_namespace)
-            approve = ReviewDecision(approve=True, by="bench")
-            spec = SandboxSpec(command=("/bin/echo", "hi"))
-            overheads, totals = [], []
-            async with build_worker(client, settings, LLMPool(Registry(models=()))):
-                for i in range(n + 3):
-                    t = time.perf_counter()
-                    out = await (await sandbox_client.start(client, settings, spec, approve)).result()
-                    total = (time.perf_counter() - t) * 1000
-                    assert out.status == "approved" and out.destroyed, out
-                    if i >= 3:
-                        totals.append(total)
-                        overheads.append(total - out.duration_ms)
-        finally:
-            server.stop()
-            postgres.stop()
+    async with bench_stack("sandbox", sandbox_dir=BASE / "wf") as stack:
+        settings = stack.settings
+        settings.root.mkdir(parents=True, exist_ok=True)
+        client = await connect(settings)
+        await ensure_search_attributes(client, settings.temporal_namespace)
+        approve = ReviewDecision(approve=True, by="bench")
+        spec = SandboxSpec(command=("/bin/echo", "hi"))
+        overheads, totals = [], []
+        async with build_worker(client, settings, LLMPool(Registry(models=()))):
+            for i in range(n + 3):
+                t = time.perf_counter()
+                out = await (await sandbox_client.start(client, settings, spec, approve)).result()
+                total = (time.perf_counter() - t) * 1000
+                assert out.status == "approved" and out.destroyed, out
+                if i >= 3:
+                    totals.append(total)
+                    overheads.append(total - out.duration_ms)
     return {"workflow_overhead_ms_p50": round(statistics.median(overheads), 1),
             "workflow_total_ms_p50": round(statistics.median(totals), 1)}
 
