@@ -56,6 +56,9 @@ class Settings(BaseSettings):
                                               "than this within the window lock the platform down.")
     permission_failure_window_s: float = Field(default=600.0, gt=0)
     approval_timeout_s: float = Field(default=86400.0, gt=0, description="How long a request waits for a person.")
+    approvals_four_eyes: bool = Field(default=True, description="An approval must come from an approver who is not "
+                                      "the requester (turn off only for one-person deployments; recorded per run).")
+    approval_ttl_s: float = Field(default=900.0, gt=0, description="An approval must be used within this time.")
     # Resource monitor (in each worker): exhausted resources lock the platform down.
     monitor_memory_percent: float = Field(default=95.0, gt=0, le=100)
     monitor_backlog: int = Field(default=10_000, ge=1)
@@ -91,6 +94,9 @@ class Settings(BaseSettings):
     watch_uploads: bool = True
     watch_debounce_ms: int = Field(default=400, ge=10, le=60_000)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Larger uploads are refused.")
+    # Trust boundary: the keyring of the payload codec that seals every Temporal payload (default
+    # <state_dir>/codec-keys.json, created by the first local entry point; compose mounts it as a secret).
+    codec_keys_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -121,6 +127,8 @@ class Settings(BaseSettings):
     def _derive(self) -> "Settings":
         self.state_dir = self.state_dir.expanduser().resolve()
         self.root = (self.root or self.state_dir / "root").expanduser().resolve()
+        if self.codec_keys_file is not None:
+            self.codec_keys_file = self.codec_keys_file.expanduser().resolve()
         return self
 
     # Derived values -------------------------------------------------------------------------
@@ -139,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def temporal_ui_url(self) -> str | None:
         return f"http://127.0.0.1:{self.temporal_ui_port}" if self.embedded_temporal else None
+
+    @property
+    def codec_keyring_path(self) -> Path:
+        return self.codec_keys_file or self.state_dir / "codec-keys.json"
 
     @property
     def postgres_dir(self) -> Path:

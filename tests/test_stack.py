@@ -18,7 +18,6 @@ from hybrid_llm.stack import StackError, down, procs, status, up
 from hybrid_llm.stack.postgres import EmbeddedPostgres
 from hybrid_llm.stack.temporal_server import TemporalServer
 from hybrid_llm.stack.worker_process import WorkerProcess, settings_env
-from hybrid_llm.temporal import DATA_CONVERTER
 from tests.conftest import private_tmp_dir
 
 ECHO_REGISTRY = '[[models]]\nid = "echo"\nprovider = "scripted"\ncapabilities = ["general"]\nlocal = true\n'
@@ -102,7 +101,7 @@ async def test_temporal_restart_on_same_db_keeps_history(base: Path) -> None:
     running_id, closed_id = f"running-{uuid.uuid4().hex[:8]}", f"closed-{uuid.uuid4().hex[:8]}"
     try:
         server.start()
-        client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
+        client = await Client.connect(server.address)
         for wf_id in (running_id, closed_id):
             await client.start_workflow("NobodyPollsThis", "input", id=wf_id, task_queue="nobody-polls")
         await client.get_workflow_handle(closed_id).terminate("done")
@@ -110,7 +109,7 @@ async def test_temporal_restart_on_same_db_keeps_history(base: Path) -> None:
         assert server.stop() and server.pid() is None and not procs.port_accepts(server.port)
 
         assert server.start() != first_pid
-        client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
+        client = await Client.connect(server.address)
         running = await client.get_workflow_handle(running_id).describe()
         closed = await client.get_workflow_handle(closed_id).describe()
         assert running.status == WorkflowExecutionStatus.RUNNING

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
@@ -48,8 +47,11 @@ def register(app: typer.Typer) -> None:
         from hybrid_llm.temporal import connect
 
         async def go():
+            from hybrid_llm.identity import local_principal
+
             cfg = settings()
-            verdict = ApprovalVerdict(approve=approve, by=f"cli:{getpass.getuser()}", note=note)
+            me = local_principal(cfg)
+            verdict = ApprovalVerdict(approve=approve, by=me.label, note=note, principal=me)
             try:
                 return await permission_client.decide(await connect(cfg), workflow_id, verdict)
             except permission_client.ApprovalError as e:

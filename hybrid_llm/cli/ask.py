@@ -74,7 +74,9 @@ async def _ask(cfg, request, show_progress: bool) -> dict:
     if not await has_workers(client, cfg.temporal_namespace, cfg.task_queue):
         err_console.print(f"[yellow]no worker is polling task queue {cfg.task_queue!r}: the request is queued and "
                           "runs when one starts (`hybrid-llm up`). Ctrl-C leaves it queued.[/]")
-    handle = await start_request(client, cfg, request)
+    from hybrid_llm.identity import local_principal
+
+    handle = await start_request(client, cfg, request, principal=local_principal(cfg))
     status = err_console.status("waiting for a worker…") if show_progress else None
 
     def on_progress(p) -> None:
