@@ -150,3 +150,30 @@ async def test_64_mib_of_output_leaves_history_under_1_mb(client, settings, run_
     assert out.exit_code == 0 and out.truncated and len(out.stdout) < 100 * 1024
     full = BlobStore(engine).get(out.stdout_sha256)
     assert len(full) == size and hashlib.sha256(full).hexdigest() == out.stdout_sha256
+
+
+def test_cgroup_v2_is_used_where_v1_is_not_writable(tmp_path):
+    """This host has writable v1 (the real runs above use it); v2 is chosen from the unified hierarchy's files
+    when v1 is missing. Checked here on a copy of that file layout: what is written, and what is read back."""
+    unified = tmp_path / "unified"
+    unified.mkdir()
+    (unified / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    assert not _cgroups.v1_available(tmp_path) and _cgroups.kind(tmp_path) == "v2"
+    group = _cgroups.SandboxCgroup("abc", tmp_path)
+    assert isinstance(group, _cgroups.CgroupV2)
+    parent = unified / _cgroups.PARENT
+    parent.mkdir()
+    (parent / "cgroup.subtree_control").write_text("")
+    (parent / "abc").mkdir()
+    group.create(Limits(memory_mb=64, pids=16, cpu_percent=50))
+    d = parent / "abc"
+    assert (parent / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert {f: (d / f).read_text() for f in ("memory.max", "memory.swap.max", "pids.max", "cpu.max")} == {
+        "memory.max": str(64 << 20), "memory.swap.max": "0", "pids.max": "16", "cpu.max": "50000 100000"}
+    assert group.procs_files() == [str(d / "cgroup.procs")]
+    (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    (d / "pids.events").write_text("max 0\n")
+    assert group.events() == ["memory"]
+    assert _cgroups.existing(tmp_path) == {"abc"}
+    (tmp_path / "unified" / "cgroup.controllers").write_text("cpuset io\n")  # not delegated: nothing to limit with
+    assert not _cgroups.available(tmp_path)

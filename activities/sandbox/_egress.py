@@ -34,6 +34,7 @@ RELAY_PORT = 3128
 SOCKET_IN_SANDBOX = "/run/egress.sock"
 MAX_HEAD_BYTES = 64 * 1024
 MAX_RECORDED = 200
+MAX_CONNECTIONS = 64  # open at once per sandbox; more are answered 503 (the worker's fds are not the sandbox's)
 _DROP_REQUEST_HEADERS = {b"proxy-connection", b"proxy-authorization", b"connection", b"keep-alive"}
 
 Resolver = Callable[[str, int], list[str]]
@@ -118,6 +119,7 @@ class EgressProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
+        self._open = 0
 
     # lifecycle ----------------------------------------------------------------------------------------------
     def __enter__(self) -> "EgressProxy":
@@ -207,6 +209,17 @@ class EgressProxy:
 
     # the proxy ----------------------------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open += 1
+        try:
+            if self._open > MAX_CONNECTIONS:
+                await _reply(writer, 503, f"more than {MAX_CONNECTIONS} connections at once")
+                writer.close()
+                return
+            await self._serve(reader, writer)
+        finally:
+            self._open -= 1
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: asyncio.StreamWriter | None = None
         try:
             try:
@@ -295,7 +308,7 @@ async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
 
 
 async def _reply(writer: asyncio.StreamWriter, status: int, text: str) -> None:
-    phrase = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}[status]
+    phrase = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway", 503: "Service Unavailable"}[status]
     body = (text + "\n").encode("utf-8", "replace")
     writer.write(f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
                  f"Connection: close\r\n\r\n".encode() + body)
