@@ -105,3 +105,29 @@ async def test_qemu_runs_unprivileged_in_its_own_seccomp_sandbox_without_a_netwo
     args = qemu["args"]
     assert args[args.index("-sandbox") + 1] == "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
     assert args[args.index("-nic") + 1] == "none" and "-netdev" not in args and "-nodefaults" in args
+
+
+def test_assets_qemu_cannot_read_make_the_backend_unavailable():
+    """QEMU runs as uid 65534: assets it cannot reach or read count as missing, with the reason."""
+    import shutil
+    import uuid
+    from pathlib import Path
+
+    base = Path("/var/tmp") / f"hybrid-assets-{uuid.uuid4().hex[:8]}"
+    hidden = base / "private" / "microvm"
+    hidden.mkdir(parents=True)
+    try:
+        for name in ("vmlinuz", "initramfs.cpio.gz"):
+            shutil.copy(microvm_dir(Settings()) / name, hidden / name)
+            os.chmod(hidden / name, 0o644)
+        os.chmod(base, 0o755)
+        os.chmod(hidden, 0o755)
+        os.chmod(hidden.parent, 0o700)
+        assert f"{hidden.parent} is not searchable" in (unavailable_reason(hidden) or "")
+        os.chmod(hidden.parent, 0o755)
+        os.chmod(hidden / "vmlinuz", 0o600)
+        assert "cannot read" in (unavailable_reason(hidden) or "")
+        os.chmod(hidden / "vmlinuz", 0o644)
+        assert unavailable_reason(hidden) is None
+    finally:
+        shutil.rmtree(base)
