@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
               file: Annotated[list[str], typer.Option("--file", help="NAME=PATH: an input file.")] = [],  # noqa: B006
               wall_s: Annotated[float | None, typer.Option(help="Wall-clock limit (s).")] = None,
               memory_mb: Annotated[int | None, typer.Option(help="Memory limit (MiB).")] = None,
+              pids: Annotated[int | None, typer.Option(help="Process limit.")] = None,
+              cpu_s: Annotated[int | None, typer.Option(help="CPU seconds in total.")] = None,
+              output_bytes: Annotated[int | None, typer.Option(help="stdout + stderr limit (bytes).")] = None,
               as_json: AsJson = False) -> None:
         """Run CMD through the sandbox workflow; waits for the review unless --approve."""
         from domain.sandbox import Backend, Limits, Origin, ReviewDecision, SandboxSpec
@@ -47,7 +50,9 @@ def register(app: typer.Typer) -> None:
             except OSError as e:
                 raise CLIError(f"--file {item}: {e.strerror}", code=2) from None
         try:
-            limits = Limits(**{k: v for k, v in (("wall_s", wall_s), ("memory_mb", memory_mb)) if v is not None})
+            asked = (("wall_s", wall_s), ("memory_mb", memory_mb), ("pids", pids), ("cpu_s", cpu_s),
+                     ("output_bytes", output_bytes))
+            limits = Limits(**{k: v for k, v in asked if v is not None})
         except ValueError as e:
             raise CLIError(f"invalid limits: {e}", code=2) from None
         user = f"cli:{getpass.getuser()}"
