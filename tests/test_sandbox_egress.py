@@ -160,14 +160,15 @@ def test_without_a_test_route_the_test_server_name_is_refused(tmp_path, host_ser
 
 SANDBOX_CLIENT = r"""
 import json, os, socket, sys, urllib.request
-victim, allowed = int(sys.argv[1]), int(sys.argv[2])
+victim, allowed, temporal = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 out = {"env": os.environ.get("HTTPS_PROXY"), "direct": {}, "proxy": {}}
-for host in ("127.0.0.1", "localhost", "10.0.2.2", "1.1.1.1"):
+for host, port in (("127.0.0.1", victim), ("localhost", victim), ("10.0.2.2", victim), ("1.1.1.1", victim),
+                   ("127.0.0.1", temporal)):
     try:
-        socket.create_connection((host, victim), timeout=3).close()
-        out["direct"][host] = "CONNECTED"
+        socket.create_connection((host, port), timeout=3).close()
+        out["direct"][f"{host}:{port}"] = "CONNECTED"
     except OSError as e:
-        out["direct"][host] = e.strerror or str(e)
+        out["direct"][f"{host}:{port}"] = e.strerror or str(e)
 def via_proxy(line):
     s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
     s.sendall(line.encode() + b"\r\nHost: x\r\n\r\n")
@@ -185,6 +186,7 @@ for name, line in [("connect ip", f"CONNECT 127.0.0.1:{victim} HTTP/1.1"),
                    ("connect localhost", f"CONNECT localhost:{victim} HTTP/1.1"),
                    ("plain localhost", f"GET http://localhost:{victim}/ HTTP/1.1"),
                    ("plain ip", f"GET http://127.0.0.1:{victim}/ HTTP/1.1"),
+                   ("temporal", f"CONNECT localhost:{temporal} HTTP/1.1"),
                    ("unix socket", None)]:
     if line is None:
         u = socket.socket(socket.AF_UNIX)
@@ -207,10 +209,11 @@ async def test_a_granted_sandbox_reaches_the_granted_host_and_nothing_of_the_hos
     policy.write_text('[[model.rules]]\noperations = ["sandbox"]\n[[model.rules]]\noperations = ["network"]\n'
                       'hosts = ["*"]\n')
     settings.permissions_file = policy
-    argv_spec = SandboxSpec(command=("python3", "-I", "main.py", str(victim.port), str(allowed.port)),
+    temporal = int(settings.temporal_address.rpartition(":")[2])  # the real Temporal frontend of this test run
+    argv_spec = SandboxSpec(command=("python3", "-I", "main.py", str(victim.port), str(allowed.port), str(temporal)),
                             files={"main.py": SANDBOX_CLIENT},
                             network_hosts=(f"allowed.test:{allowed.port}", f"localhost:{victim.port}",
-                                           f"127.0.0.1:{victim.port}"),
+                                           f"127.0.0.1:{victim.port}", f"localhost:{temporal}"),
                             origin=Origin(actor="model", model_id="coder"))
     async with run_worker(scripted_pool()):
         out = await run(client, settings, argv_spec)
@@ -218,7 +221,7 @@ async def test_a_granted_sandbox_reaches_the_granted_host_and_nothing_of_the_hos
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["env"] == "http://127.0.0.1:3128"
     assert "CONNECTED" not in seen["direct"].values(), seen  # its own loopback; no route anywhere else
-    assert seen["direct"]["1.1.1.1"] == "Network is unreachable"
+    assert seen["direct"][f"1.1.1.1:{victim.port}"] == "Network is unreachable"
     assert all(v.startswith("HTTP/1.1 403") for v in seen["proxy"].values()), seen["proxy"]
     assert seen["granted"] == "granted content"
     assert victim.accepted == 0  # not one connection reached the host's loopback server
