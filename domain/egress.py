@@ -18,6 +18,7 @@ METADATA = frozenset(ipaddress.ip_address(a) for a in (
     "fd00:ec2::23"))
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
 
 
 class HostGrant(BaseModel):
@@ -117,10 +118,10 @@ def forbidden_reason(address: str) -> str | None:
         return "shared (CGNAT) address"
     if ip.is_reserved:
         return "reserved address"
-    if ip.is_private:
+    if any(ip in net for net in _PRIVATE if net.version == ip.version):
         return "private address"
-    if not ip.is_global:
-        return "reserved (non-global) address"
+    if ip.is_private or not ip.is_global:
+        return "non-global address (documentation, benchmarking, protocol assignments, ...)"
     return None
 
 

@@ -81,7 +81,8 @@ def test_addresses_that_are_never_reached():
                        ("fd00:ec2::254", "metadata"), ("169.254.1.1", "link-local"), ("fe80::1", "link-local"),
                        ("224.0.0.1", "multicast"), ("ff02::1", "multicast"), ("0.0.0.0", "unspecified"),
                        ("::", "unspecified"), ("::ffff:127.0.0.1", "loopback"), ("64:ff9b::a00:1", "private"),
-                       ("2002:7f00:1::", "loopback"), ("240.0.0.1", "reserved")]:
+                       ("2002:7f00:1::", "loopback"), ("240.0.0.1", "reserved"),
+                       ("203.0.113.80", "non-global"), ("198.18.0.1", "non-global"), ("2001:db8::1", "non-global")]:
         reason = forbidden_reason(addr)
         assert reason is not None and kind.lower() in reason.lower(), (addr, reason)
     for addr in ("93.184.215.14", "1.1.1.1", "2606:4700:4700::1111"):
