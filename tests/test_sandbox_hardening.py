@@ -160,6 +160,7 @@ def test_cgroup_v2_is_used_where_v1_is_not_writable(tmp_path):
     unified = tmp_path / "unified"
     unified.mkdir()
     (unified / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (unified / "cgroup.subtree_control").write_text("memory pids cpu\n")
     assert not _cgroups.v1_available(tmp_path) and _cgroups.kind(tmp_path) == "v2"
     group = _cgroups.SandboxCgroup("abc", tmp_path)
     assert isinstance(group, _cgroups.CgroupV2)
@@ -177,5 +178,10 @@ def test_cgroup_v2_is_used_where_v1_is_not_writable(tmp_path):
     (d / "pids.events").write_text("max 0\n")
     assert group.events() == ["memory"]
     assert _cgroups.existing(tmp_path) == {"abc"}
-    (tmp_path / "unified" / "cgroup.controllers").write_text("cpuset io\n")  # not delegated: nothing to limit with
+    (unified / "cgroup.subtree_control").unlink()  # cannot be delegated to us: v2 is not used
+    assert _cgroups.v2_root(tmp_path) is None
+    (unified / "cgroup.subtree_control").write_text("io\n")  # not yet enabled: enabled once, then used
+    assert _cgroups.v2_root(tmp_path) == unified
+    assert set((unified / "cgroup.subtree_control").read_text().split()) == {"+memory", "+pids", "+cpu"}
+    (unified / "cgroup.controllers").write_text("cpuset io\n")  # not offered: nothing to limit with
     assert not _cgroups.available(tmp_path)

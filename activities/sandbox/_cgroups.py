@@ -37,9 +37,22 @@ def v2_root(root: Path = ROOT) -> Path | None:
             controllers = set((d / "cgroup.controllers").read_text().split())
         except OSError:
             continue
-        if set(CONTROLLERS) <= controllers and os.access(d, os.W_OK):
+        if set(CONTROLLERS) <= controllers and os.access(d, os.W_OK) and _delegated(d):
             return d
     return None
+
+
+def _delegated(d: Path) -> bool:
+    """The three controllers are enabled for d's children (enabling them here once if need be: that fails where
+    d itself holds processes, e.g. a container's namespaced root, and then v2 cannot be used)."""
+    try:
+        enabled = {c.lstrip("+") for c in (d / "cgroup.subtree_control").read_text().split()}
+        if not set(CONTROLLERS) <= enabled:
+            (d / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in CONTROLLERS if c not in enabled))
+            enabled = {c.lstrip("+") for c in (d / "cgroup.subtree_control").read_text().split()}
+    except OSError:
+        return False
+    return set(CONTROLLERS) <= enabled
 
 
 def SandboxCgroup(sandbox_id: str, root: Path = ROOT) -> "CgroupV1 | CgroupV2":  # noqa: N802 - kept name
