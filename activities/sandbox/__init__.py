@@ -24,9 +24,9 @@ from activities.sandbox._microvm import MicroVMAssets, run_microvm, unavailable_
 from activities.sandbox._namespace import RefusedToRun, run_namespace
 from activities.sandbox._output import bound_output, while_ticking
 from activities.sandbox._workspace import Workspace, list_workspaces
+from domain.egress import parse_grants
 from domain.paths import UnsafePath
 from domain.permissions import Actor, Operation, PermissionPolicy, PermissionRequest
-from domain.egress import parse_grants
 from domain.registry import Capability
 from domain.sandbox import (
     Backend,
