@@ -83,7 +83,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
                     permissions.write, ApprovalActivities(approvals).grant, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
                     *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder),
-                    *sandbox_activities(settings, store, gate, policy).all()],
+                    *sandbox_activities(settings, store, gate, policy, blobs=blobs).all()],
         # Blocking activities are sync: one thread per running activity, never more accepted than there are
         # threads, so an accepted task never sits un-heartbeated in a queue.
         activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),

@@ -8,11 +8,13 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from domain.sandbox import (
+    LimitsRefused,
     ReviewDecision,
     ReviewView,
     SandboxInput,
     SandboxOutcome,
     SandboxSpec,
+    check_caps,
     sandbox_workflow_id,
 )
 from hybrid_llm.settings import Settings
@@ -21,6 +23,9 @@ from workflows.sandbox import SandboxWorkflow
 
 class SandboxError(RuntimeError):
     """Unknown sandbox, or not waiting for a review."""
+
+
+__all__ = ["LimitsRefused", "SandboxError", "decide", "listing", "show", "start"]
 
 
 def new_sandbox_id() -> str:
@@ -36,6 +41,8 @@ def sandbox_input(settings: Settings, spec: SandboxSpec, approve: ReviewDecision
 
 async def start(client: Client, settings: Settings, spec: SandboxSpec, approve: ReviewDecision | None = None,
                 sandbox_id: str | None = None) -> WorkflowHandle:
+    """Raises LimitsRefused when the spec asks for more than the operator's caps (nothing is started)."""
+    check_caps(spec.limits, settings.sandbox_caps())
     inp = sandbox_input(settings, spec, approve, sandbox_id)
     return await client.start_workflow(SandboxWorkflow.run, inp, id=sandbox_workflow_id(inp.sandbox_id),
                                        task_queue=settings.task_queue, result_type=SandboxOutcome)

@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     microvm_dir: Path | None = None
     microvm_accel: str = Field(default="tcg", pattern="^(tcg|kvm)$")
     sandbox_review_timeout_s: float = Field(default=86400.0, gt=0)
+    # Operator caps on what a caller may ask for (above: refused, CLI exit 2 / API 422, never clamped).
+    sandbox_max_memory_mb: int = Field(default=2048, ge=16)
+    sandbox_max_pids: int = Field(default=256, ge=4)
+    sandbox_max_cpu_percent: int = Field(default=200, ge=5)
+    sandbox_max_cpu_s: int = Field(default=600, ge=1)
+    sandbox_max_wall_s: float = Field(default=600.0, gt=0)
+    sandbox_max_output_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    sandbox_max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    sandbox_max_files: int = Field(default=1000, ge=0)
+    # Each output stream beyond this many bytes is trimmed inside the activity; the whole of it goes to the blob store.
+    sandbox_history_output_bytes: int = Field(default=64 * 1024, ge=1024, le=256 * 1024)
     # Routing: add MiniLM embedding similarity to the rules (~5 s model load once, then a few ms per request).
     router_embeddings: bool = False
     sticky_queue_timeout_s: float = Field(default=1.0, gt=0, description="How soon a dead worker's cached "
@@ -97,6 +108,14 @@ class Settings(BaseSettings):
     # Trust boundary: the keyring of the payload codec that seals every Temporal payload (default
     # <state_dir>/codec-keys.json, created by the first local entry point; compose mounts it as a secret).
     codec_keys_file: Path | None = None
+
+    def sandbox_caps(self):
+        from domain.sandbox import LimitCaps
+
+        return LimitCaps(memory_mb=self.sandbox_max_memory_mb, pids=self.sandbox_max_pids,
+                         cpu_percent=self.sandbox_max_cpu_percent, cpu_s=self.sandbox_max_cpu_s,
+                         wall_s=self.sandbox_max_wall_s, output_bytes=self.sandbox_max_output_bytes,
+                         file_bytes=self.sandbox_max_file_bytes, max_files=self.sandbox_max_files)
 
     @classmethod
     def settings_customise_sources(

@@ -182,7 +182,8 @@ class SandboxWorkflow(Pausable):
         return await workflow.execute_activity_method(
             SandboxActivities.execute,
             ExecRequest(**ref.model_dump(), backend=self._backend, argv=spec.argv(), limits=spec.limits,
-                        network=network, inputs=sorted(spec.all_files())),
+                        network=network, network_hosts=list(spec.network_hosts) if network else [],
+                        model_code=spec.origin.actor == "model", inputs=sorted(spec.all_files())),
             start_to_close_timeout=timedelta(seconds=spec.limits.wall_s + boot + 30),
             heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
             # Model code never runs twice behind anyone's back: a run lost with its worker fails, and is destroyed.
@@ -240,7 +241,8 @@ class SandboxWorkflow(Pausable):
     def _with_result(outcome: SandboxOutcome, r: ExecResult) -> SandboxOutcome:
         return outcome.model_copy(update=dict(exit_code=r.exit_code, stdout=r.stdout, stderr=r.stderr,
                                               stopped=r.stopped, limits_hit=r.limits_hit, truncated=r.truncated,
-                                              duration_ms=r.duration_ms, files=r.files))
+                                              duration_ms=r.duration_ms, files=r.files, egress=r.egress,
+                                              stdout_sha256=r.stdout_sha256, stderr_sha256=r.stderr_sha256))
 
     def _finish(self, outcome: SandboxOutcome, status: str, reason: str, by: str | None = None) -> SandboxOutcome:
         outcome.status = status  # type: ignore[assignment]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from domain.sandbox import Backend, Language, Limits, Origin, ReviewDecision, SandboxOutcome, SandboxSpec
+from domain.control_chars import escape_all
+from domain.sandbox import (Backend, Language, Limits, Origin, ReviewDecision, SandboxOutcome, SandboxSpec,
+                            check_caps)
 from hybrid_llm import sandbox_client
 from hybrid_llm.api.routes import _UNAVAILABLE, GateDep, SettingsDep
 from hybrid_llm.api.schemas import Problem
@@ -41,6 +43,7 @@ async def start_sandbox(body: ExecBody, gate: GateDep, settings: SettingsDep) ->
         spec = SandboxSpec(command=tuple(body.command), code=body.code, language=body.language, files=body.files,
                            backend=body.backend, limits=body.limits, network_hosts=tuple(body.network_hosts),
                            origin=Origin(actor="user", name=f"api:{body.by}"))
+        check_caps(spec.limits, settings.sandbox_caps())  # above a cap: refused, never clamped
     except ValueError as e:
         raise HTTPException(422, f"invalid sandbox request: {e}") from None
     decision = ReviewDecision(approve=True, by=f"api:{body.by}", note="approved up front") if body.approve else None
@@ -54,14 +57,15 @@ async def start_sandbox(body: ExecBody, gate: GateDep, settings: SettingsDep) ->
 @router.get("/v1/sandboxes", responses=_UNAVAILABLE)
 async def list_sandboxes(gate: GateDep, settings: SettingsDep, all: bool = False) -> list[dict]:  # noqa: A002
     """Sandbox runs (running ones unless `all=true`), and which wait for a review."""
-    return await sandbox_client.listing(await gate.client(), settings, running_only=not all)
+    return escape_all(await sandbox_client.listing(await gate.client(), settings, running_only=not all))
 
 
 @router.get("/v1/sandboxes/{workflow_id}", responses={404: {"model": Problem}, **_UNAVAILABLE})
 async def show_sandbox(workflow_id: str, gate: GateDep) -> dict:
-    """The review view (code, exit code, stdout, stderr, files) while running; the outcome once closed."""
+    """The review view (code, exit code, stdout, stderr, files) while running; the outcome once closed. Control
+    characters are shown escaped (`\\x1b[8m` as that text)."""
     try:
-        return await sandbox_client.show(await gate.client(), workflow_id)
+        return escape_all(await sandbox_client.show(await gate.client(), workflow_id))
     except sandbox_client.SandboxError as e:
         raise HTTPException(404, str(e)) from None
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from domain.control_chars import escape_all, escape_controls
 from hybrid_llm.cli.common import CLIError, console, run, settings
 
 Note = Annotated[str, typer.Option(help="Why (recorded in history).")]
@@ -28,6 +29,9 @@ def register(app: typer.Typer) -> None:
               file: Annotated[list[str], typer.Option("--file", help="NAME=PATH: an input file.")] = [],  # noqa: B006
               wall_s: Annotated[float | None, typer.Option(help="Wall-clock limit (s).")] = None,
               memory_mb: Annotated[int | None, typer.Option(help="Memory limit (MiB).")] = None,
+              pids: Annotated[int | None, typer.Option(help="Process limit.")] = None,
+              cpu_s: Annotated[int | None, typer.Option(help="CPU seconds in total.")] = None,
+              output_bytes: Annotated[int | None, typer.Option(help="stdout + stderr limit (bytes).")] = None,
               as_json: AsJson = False) -> None:
         """Run CMD through the sandbox workflow; waits for the review unless --approve."""
         from domain.sandbox import Backend, Limits, Origin, ReviewDecision, SandboxSpec
@@ -45,7 +49,12 @@ def register(app: typer.Typer) -> None:
                 files[name] = open(path, encoding="utf-8").read()
             except OSError as e:
                 raise CLIError(f"--file {item}: {e.strerror}", code=2) from None
-        limits = Limits(**{k: v for k, v in (("wall_s", wall_s), ("memory_mb", memory_mb)) if v is not None})
+        try:
+            asked = (("wall_s", wall_s), ("memory_mb", memory_mb), ("pids", pids), ("cpu_s", cpu_s),
+                     ("output_bytes", output_bytes))
+            limits = Limits(**{k: v for k, v in asked if v is not None})
+        except ValueError as e:
+            raise CLIError(f"invalid limits: {e}", code=2) from None
         user = f"cli:{getpass.getuser()}"
         spec = SandboxSpec(command=tuple(command), files=files, backend=Backend(backend) if backend else None,
                            limits=limits, network_hosts=tuple(network), origin=Origin(actor="user", name=user))
@@ -54,7 +63,10 @@ def register(app: typer.Typer) -> None:
         async def go():
             cfg = settings()
             client = await connect(cfg)
-            handle = await sandbox_client.start(client, cfg, spec, decision)
+            try:
+                handle = await sandbox_client.start(client, cfg, spec, decision)
+            except sandbox_client.LimitsRefused as e:
+                raise CLIError(str(e), code=2) from None
             if not approve and not as_json:
                 console.print(f"{handle.id}: waiting for review: hybrid-llm sandbox approve|reject {handle.id}",
                               highlight=False)
@@ -64,10 +76,11 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(json.dumps(outcome.model_dump(mode="json")))
         else:
-            if outcome.stdout:
-                print(outcome.stdout, end="" if outcome.stdout.endswith("\n") else "\n")
-            if outcome.stderr:
-                typer.echo(outcome.stderr, err=True, nl=not outcome.stderr.endswith("\n"))
+            out, err = escape_controls(outcome.stdout), escape_controls(outcome.stderr)
+            if out:
+                print(out, end="" if out.endswith("\n") else "\n")
+            if err:
+                typer.echo(err, err=True, nl=not err.endswith("\n"))
             typer.echo(f"{outcome.workflow_id}: {outcome.status}, exit {outcome.exit_code}"
                        + (f", stopped: {outcome.stopped}" if outcome.stopped else "")
                        + (f" ({outcome.reason})" if outcome.reason else ""), err=True)
@@ -85,7 +98,7 @@ def register(app: typer.Typer) -> None:
             cfg = settings()
             return await sandbox_client.listing(await connect(cfg), cfg, running_only=not all_)
 
-        items = run(go())
+        items = escape_all(run(go()))
         if as_json:
             print(json.dumps(items))
             return
@@ -109,7 +122,7 @@ def register(app: typer.Typer) -> None:
             except sandbox_client.SandboxError as e:
                 raise CLIError(str(e)) from None
 
-        data = run(go())
+        data = escape_all(run(go()))  # control characters as visible text: output cannot hide or move text
         if as_json:
             print(json.dumps(data))
             return
