@@ -40,6 +40,7 @@ from hybrid_llm.temporal import connect, ensure_search_attributes  # noqa: E402
 from worker import build_worker  # noqa: E402
 from bench.stack import bench_stack  # noqa: E402
 from bench.egress import egress_overhead  # noqa: E402
+from domain.principals import AccessRole, Principal  # noqa: E402
 
 BASE = Path("/var/tmp/hybrid-llm-sandboxes") / f"bench-{os.getpid()}"
 
@@ -96,7 +97,8 @@ async def workflow_overhead(n: int) -> dict:
         settings.root.mkdir(parents=True, exist_ok=True)
         client = await connect(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
-        approve = ReviewDecision(approve=True, by="bench")
+        approve = ReviewDecision(approve=True, by="bench", principal=Principal(
+            id="bench", name="bench", roles=(AccessRole.APPROVER,)))
         spec = SandboxSpec(command=("/bin/echo", "hi"))
         overheads, totals = [], []
         async with build_worker(client, settings, LLMPool(Registry(models=()))):

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.principals import Principal
+
 from domain.egress import EgressAttempt, parse_grant
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
@@ -261,12 +263,17 @@ class ReviewDecision(BaseModel):
     approve: bool
     by: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=2000)
+    principal: Principal | None = Field(default=None, description="who decided, stamped by the entry point; a "
+                                        "review without one is refused")
 
 
 class SandboxInput(BaseModel):
     spec: SandboxSpec
     sandbox_id: str = Field(pattern=SANDBOX_ID)
     approve: ReviewDecision | None = Field(default=None, description="a decision given up front (exec --approve)")
+    requester: Principal | None = Field(default=None, description="who started the run (stamped by the entry point)")
+    four_eyes: bool = Field(default=True, description="a reviewer must not be the requester, except for the "
+                                                      "requester's own code (the operator's setting, recorded)")
     review_timeout_s: float = Field(default=24 * 3600, gt=0, description="no decision by then: rejected")
     approval_timeout_s: float = Field(default=24 * 3600, gt=0, description="for network permission requests")
     heartbeat_timeout_s: float = Field(default=5.0, gt=0, description="how soon a run lost with its worker is noticed")

@@ -17,6 +17,7 @@ from domain.sandbox import (
     check_caps,
     sandbox_workflow_id,
 )
+from domain.principals import Principal
 from hybrid_llm.settings import Settings
 from workflows.sandbox import SandboxWorkflow
 
@@ -33,17 +34,19 @@ def new_sandbox_id() -> str:
 
 
 def sandbox_input(settings: Settings, spec: SandboxSpec, approve: ReviewDecision | None = None,
-                  sandbox_id: str | None = None) -> SandboxInput:
+                  sandbox_id: str | None = None, requester: Principal | None = None) -> SandboxInput:
     return SandboxInput(spec=spec, sandbox_id=sandbox_id or new_sandbox_id(), approve=approve,
                         review_timeout_s=settings.sandbox_review_timeout_s,
-                        approval_timeout_s=settings.approval_timeout_s)
+                        approval_timeout_s=settings.approval_timeout_s, requester=requester,
+                        four_eyes=settings.approvals_four_eyes)
 
 
 async def start(client: Client, settings: Settings, spec: SandboxSpec, approve: ReviewDecision | None = None,
-                sandbox_id: str | None = None) -> WorkflowHandle:
-    """Raises LimitsRefused when the spec asks for more than the operator's caps (nothing is started)."""
+                sandbox_id: str | None = None, requester: Principal | None = None) -> WorkflowHandle:
+    """Raises LimitsRefused when the spec asks for more than the operator's caps (nothing is started). `requester`:
+    who the entry point authenticated (sealed into the input; reviews are checked against it)."""
     check_caps(spec.limits, settings.sandbox_caps())
-    inp = sandbox_input(settings, spec, approve, sandbox_id)
+    inp = sandbox_input(settings, spec, approve, sandbox_id, requester)
     return await client.start_workflow(SandboxWorkflow.run, inp, id=sandbox_workflow_id(inp.sandbox_id),
                                        task_queue=settings.task_queue, result_type=SandboxOutcome)
 

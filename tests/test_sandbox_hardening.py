@@ -19,6 +19,7 @@ from tests.test_sandbox import root, run, sh  # noqa: F401 - root is a fixture
 
 PROBE = r"""
 import ctypes, errno, json, os, subprocess, sys
+from tests.helpers import TEST_APPROVER
 libc = ctypes.CDLL(None, use_errno=True)
 out = {}
 def call(name, *args):
@@ -127,7 +128,7 @@ async def test_review_views_show_control_characters_escaped(client, settings, ru
 
         async with api_client(settings) as api:
             r = await _api(api, "GET", f"/v1/sandboxes/{handle.id}", request)
-        await sandbox_client.decide(client, handle.id, ReviewDecision(approve=False, by="pytest"))
+        await sandbox_client.decide(client, handle.id, ReviewDecision(approve=False, by="pytest", principal=TEST_APPROVER))
         await handle.result()
     for text in (shown.stdout, json.loads(shown_json.stdout)["view"]["result"]["stdout"],
                  r.json()["view"]["result"]["stdout"]):
@@ -143,7 +144,7 @@ async def test_64_mib_of_output_leaves_history_under_1_mb(client, settings, run_
     spec = SandboxSpec(command=("python3", "-c", f"import sys; sys.stdout.write('y' * {size})"),
                        limits=Limits(output_bytes=size, memory_mb=512, wall_s=60))
     async with run_worker(scripted_pool()):
-        handle = await sandbox_client.start(client, settings, spec, ReviewDecision(approve=True,
+        handle = await sandbox_client.start(client, settings, spec, ReviewDecision(approve=True, principal=TEST_APPROVER,
                                                                                                   by="pytest"))
         out = await handle.result()
     history = await handle.fetch_history()

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.lockdown import LockdownActivities
     from activities.sandbox import SandboxActivities, SandboxSupport
     from activities.scanning import ScanActivities
-    from domain.approvals import PermissionInput, PermissionOutcome
+    from domain.approvals import PermissionInput, PermissionOutcome, refusal
     from domain.lockdown import EngageRequest, Trigger
     from domain.permissions import Actor, Operation, PermissionRequest
     from domain.registry import Capability
@@ -82,8 +82,17 @@ class SandboxWorkflow(Pausable):
 
     @decide.validator
     def _only_while_reviewing(self, decision: ReviewDecision) -> None:
-        if not self._reviewing or self._decision is not None:
+        if not self._reviewing or self._decision is not None or self._inp is None:
             raise ValueError("this sandbox is not waiting for a review")
+        why = self._refusal(decision)
+        if why is not None:
+            raise ValueError(f"not allowed to review: {why}")
+
+    def _refusal(self, decision: ReviewDecision) -> str | None:
+        """Only an approver reviews, never their own request, except the output of code they wrote themselves."""
+        assert self._inp is not None
+        return refusal(decision.principal, self._inp.requester, self._inp.four_eyes,
+                       own_code=self._inp.spec.origin.actor == "user")
 
     def _record(self, step: Step, detail: str = "") -> None:
         self._step = step
@@ -154,11 +163,11 @@ class SandboxWorkflow(Pausable):
             self._record(Step.REVIEWING, f"exit {result.exit_code}, stopped {result.stopped}, "
                                          f"{len(result.files)} file(s)")
             decision = await self._review(inp)
-            outcome.decided_by = decision.by
+            outcome.decided_by = decision.principal.label if decision.principal is not None else decision.by
             if not decision.approve:
-                self._record(Step.REJECTED, f"by {decision.by}" + (f": {decision.note}" if decision.note else ""))
+                self._record(Step.REJECTED, f"by {outcome.decided_by}" + (f": {decision.note}" if decision.note else ""))
                 return self._finish(outcome, "rejected", decision.note or "rejected")
-            self._record(Step.APPROVED, f"by {decision.by}" + (f": {decision.note}" if decision.note else ""))
+            self._record(Step.APPROVED, f"by {outcome.decided_by}" + (f": {decision.note}" if decision.note else ""))
             if result.files:
                 outcome.delivered = await self.guarded(lambda: workflow.execute_activity_method(
                     SandboxActivities.deliver, DeliverRequest(**ref.model_dump(), files=result.files,
@@ -191,8 +200,11 @@ class SandboxWorkflow(Pausable):
 
     async def _review(self, inp: SandboxInput) -> ReviewDecision:
         if inp.approve is not None:
-            self._decision = inp.approve
-            return inp.approve
+            why = self._refusal(inp.approve)
+            if why is None:
+                self._decision = inp.approve
+                return inp.approve
+            self._record(Step.REVIEWING, f"approval given up front refused ({why}); waiting for a reviewer")
         self._reviewing = True
         workflow.upsert_search_attributes([AWAITING_APPROVAL.value_set(True)])
         try:

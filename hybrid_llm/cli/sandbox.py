@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 from rich.table import Table
 
 from domain.control_chars import escape_all, escape_controls
+from hybrid_llm.identity import local_principal
 from hybrid_llm.cli.common import CLIError, console, run, settings
 
 Note = Annotated[str, typer.Option(help="Why (recorded in history).")]
@@ -55,16 +55,17 @@ def register(app: typer.Typer) -> None:
             limits = Limits(**{k: v for k, v in asked if v is not None})
         except ValueError as e:
             raise CLIError(f"invalid limits: {e}", code=2) from None
-        user = f"cli:{getpass.getuser()}"
+        me = local_principal(settings())
         spec = SandboxSpec(command=tuple(command), files=files, backend=Backend(backend) if backend else None,
-                           limits=limits, network_hosts=tuple(network), origin=Origin(actor="user", name=user))
-        decision = ReviewDecision(approve=True, by=user, note="approved up front (--approve)") if approve else None
+                           limits=limits, network_hosts=tuple(network), origin=Origin(actor="user", name=me.label))
+        decision = (ReviewDecision(approve=True, by=me.label, note="approved up front (--approve)", principal=me)
+                    if approve else None)
 
         async def go():
             cfg = settings()
             client = await connect(cfg)
             try:
-                handle = await sandbox_client.start(client, cfg, spec, decision)
+                handle = await sandbox_client.start(client, cfg, spec, decision, requester=me)
             except sandbox_client.LimitsRefused as e:
                 raise CLIError(str(e), code=2) from None
             if not approve and not as_json:
@@ -148,7 +149,8 @@ def register(app: typer.Typer) -> None:
 
         async def go():
             cfg = settings()
-            decision = ReviewDecision(approve=approve, by=f"cli:{getpass.getuser()}", note=note)
+            me = local_principal(cfg)
+            decision = ReviewDecision(approve=approve, by=me.label, note=note, principal=me)
             try:
                 return await sandbox_client.decide(await connect(cfg), workflow_id, decision)
             except sandbox_client.SandboxError as e:

@@ -139,7 +139,7 @@ async def record_all(client: Client, settings: Settings, engine) -> dict[str, Wo
         handles["lockdown-controller"] = client.get_workflow_handle(lockdown_client.controller_id(settings.task_queue))
         # SandboxWorkflow: a person's command, approved up front.
         box = await sandbox_client.start(client, settings, SandboxSpec(command=("/bin/sh", "-c", "echo golden > out.txt")),
-                                         ReviewDecision(approve=True, by="golden"), sandbox_id="golden")
+                                         ReviewDecision(approve=True, by="golden", principal=GOLDEN_APPROVER), sandbox_id="golden")
         await box.result()
         handles["sandbox-golden"] = box
     # DelegationWorkflow: the secure-login collaboration (changes, revise, approve) with scripted roles.
