@@ -184,6 +184,31 @@ def embedder():
     return Embedder()
 
 
+TEST_KEY_ROLES: dict[str, tuple[str, ...]] = {
+    "user": ("user",), "user2": ("user",), "approver": ("approver",), "operator": ("operator",),
+    "auditor": ("auditor",),
+}
+
+
+@pytest.fixture(scope="session")
+def api_keys(engine) -> dict:
+    """Real API keys in the session's PostgreSQL: `api_keys["user"]` (also `api_keys[AccessRole.USER]`) is
+    `(Principal, key)`; also `user2` (a second user), `approver`, `operator`, `auditor`, one role each."""
+    from activities.keys_store import KeyStore
+    from domain.principals import AccessRole
+
+    store = KeyStore(engine)
+    keys = {}
+    for name, roles in TEST_KEY_ROLES.items():
+        record, key = store.create(f"test-{name}", tuple(AccessRole(r) for r in roles))
+        keys[name] = (record.principal(), key)
+    return keys
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 LOCKDOWN_SECRET = "correct horse battery staple"
 
 
