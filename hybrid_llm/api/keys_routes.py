@@ -65,7 +65,8 @@ async def revoke_key(key_id: KeyId, request: Request, principal: OperatorDep) ->
 @router.get("/v1/usage", response_model=Usage, tags=["usage"])
 async def usage(request: Request, principal: Annotated[Principal, Depends(require(*ALL_ROLES))],
                 since: Annotated[datetime | None, Query(description="From when (default: today 00:00 UTC).")] = None,
-                all: Annotated[bool, Query(description="Everyone's (auditors and operators only).")] = False,  # noqa: A002
+                all: Annotated[bool, Query(  # noqa: A002
+                    description="Everyone's (auditors and operators only).")] = False,
                 ) -> Usage:
     """Tokens and cost per model (and principal) since `since`: your own, or with `all=true` everyone's."""
     if all and not principal.has(*SEE_EVERYTHING):

@@ -53,7 +53,8 @@ async def start_sandbox(body: ExecBody, request: Request, gate: GateDep, setting
                            origin=Origin(actor="user", name=actor_label(principal)))
     except ValueError as e:
         raise HTTPException(422, f"invalid sandbox request: {e}") from None
-    decision = ReviewDecision(approve=True, by=actor_label(principal), note="approved up front") if body.approve else None
+    decision = (ReviewDecision(approve=True, by=actor_label(principal), note="approved up front")
+                if body.approve else None)
     handle = await sandbox_client.start(await gate.client(), settings, spec, decision)
     await run_in_threadpool(owners(request).claim, handle.id, principal.id)
     if body.approve and body.wait:
