@@ -111,3 +111,43 @@ def test_keys_commands_through_the_api(settings, api_server, api_keys, engine):
     assert revoked.returncode == 5 and "401" in revoked.stderr
     half = cli(settings, "keys", "list", HYBRID_API_URL=api_server)
     assert half.returncode == 2 and "HYBRID_API_KEY" in half.stderr
+
+
+async def test_cli_commands_go_through_the_api_with_the_key(settings, api_server, api_keys, run_worker,
+                                                            scripted_pool, tmp_path):
+    from tests.conftest import scripted
+    from tests.processes import acli
+
+    def as_(who: str) -> dict[str, str]:
+        return {"HYBRID_API_URL": api_server, "HYBRID_API_KEY": api_keys[who][1]}
+
+    async with run_worker(scripted_pool(scripted("echo", reply="echo: {prompt}"))):
+        asked = await acli(settings, "ask", "hello there", "--json", **as_("user"))
+        assert asked.returncode == 0, asked.stderr
+        result = json.loads(asked.stdout)
+        assert result["answer"] == "echo: hello there" and result["workflow_id"].startswith("request-")
+        request_id = result["request_id"]
+
+        mine = await acli(settings, "requests", "status", request_id, "--json", **as_("user"))
+        assert mine.returncode == 0 and json.loads(mine.stdout)["status"] == "completed", mine.stderr
+        theirs = await acli(settings, "requests", "status", request_id, **as_("user2"))
+        assert theirs.returncode == 2 and "404" in theirs.stderr and "hello" not in theirs.stdout
+
+        state = await acli(settings, "lockdown", "status", "--json", **as_("user"))
+        assert state.returncode == 0 and json.loads(state.stdout)["locked"] is False
+        engage = await acli(settings, "lockdown", "engage", "--reason", "user tries", **as_("user"))
+        assert engage.returncode == 5 and "403" in engage.stderr
+        assert (await acli(settings, "approvals", "list", **as_("user"))).returncode == 5
+        listed = await acli(settings, "approvals", "list", "--json", **as_("approver"))
+        assert listed.returncode == 0 and json.loads(listed.stdout) == []
+        boxes = await acli(settings, "sandbox", "list", "--json", **as_("user"))
+        assert boxes.returncode == 0 and json.loads(boxes.stdout) == []
+
+        note = tmp_path / "note.md"
+        note.write_text("# Note\n\nremote upload\n")
+        up = await acli(settings, "upload", str(note), "--as", "remote/note.md", "--json", **as_("user"))
+        assert up.returncode == 0, up.stderr
+        assert json.loads(up.stdout)["path"] == "uploads/remote/note.md"
+        assert (settings.root / "uploads" / "remote" / "note.md").read_text() == note.read_text()
+        auditor_upload = await acli(settings, "upload", str(note), **as_("auditor"))
+        assert auditor_upload.returncode == 5

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hybrid_llm.cli.common import CLIError, console, run, settings
+from hybrid_llm.cli import remote as api
+from hybrid_llm.cli.common import CLIError, console, remote, run, settings
 
 
 Note = Annotated[str, typer.Option(help="Why (recorded in history).")]
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
             cfg = settings()
             return await permission_client.pending(await connect(cfg), cfg)
 
-        items = run(go())
+        items = api.pending_approvals(settings()) if remote(settings()) else run(go())
         if as_json:
             print(json.dumps([i.model_dump(mode="json") for i in items]))
             return
@@ -55,7 +56,9 @@ def register(app: typer.Typer) -> None:
             except permission_client.ApprovalError as e:
                 raise CLIError(str(e)) from None
 
-        console.print(f"{workflow_id}: {run(go())}")
+        cfg = settings()
+        outcome = api.decide_approval(cfg, workflow_id, approve, note) if remote(cfg) else run(go())
+        console.print(f"{workflow_id}: {outcome}")
 
     @approvals.command()
     def approve(workflow_id: str, note: Note = "") -> None:

@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 from temporalio.client import WorkflowFailureError
 
-from hybrid_llm.cli.common import CLIError, console, describe_validation, err_console, run, settings
+from hybrid_llm.cli.common import CLIError, console, describe_validation, err_console, remote, run, settings
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +44,12 @@ def register(app: typer.Typer) -> None:
         except ValidationError as e:
             raise CLIError(f"invalid request: {describe_validation(e)}", code=2) from None
         cfg = settings()
-        result = run(_ask(cfg, request, show_progress=not as_json))
+        if remote(cfg):  # HYBRID_API_URL + HYBRID_API_KEY: through the API, as that key
+            from hybrid_llm.cli import remote as api
+
+            result = api.ask(cfg, request, show_progress=not as_json)
+        else:
+            result = run(_ask(cfg, request, show_progress=not as_json))
         if as_json:
             print(json.dumps(result))
         else:

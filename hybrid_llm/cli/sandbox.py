@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hybrid_llm.cli.common import CLIError, console, run, settings
+from hybrid_llm.cli import remote as api
+from hybrid_llm.cli.common import CLIError, console, remote, run, settings
 
 Note = Annotated[str, typer.Option(help="Why (recorded in history).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -60,7 +61,7 @@ def register(app: typer.Typer) -> None:
                               highlight=False)
             return await handle.result()
 
-        outcome = run(go())
+        outcome = api.sandbox_exec(settings(), spec, approve, quiet=as_json) if remote(settings()) else run(go())
         if as_json:
             print(json.dumps(outcome.model_dump(mode="json")))
         else:
@@ -85,7 +86,7 @@ def register(app: typer.Typer) -> None:
             cfg = settings()
             return await sandbox_client.listing(await connect(cfg), cfg, running_only=not all_)
 
-        items = run(go())
+        items = api.sandbox_list(settings(), all_) if remote(settings()) else run(go())
         if as_json:
             print(json.dumps(items))
             return
@@ -109,7 +110,7 @@ def register(app: typer.Typer) -> None:
             except sandbox_client.SandboxError as e:
                 raise CLIError(str(e)) from None
 
-        data = run(go())
+        data = api.sandbox_show(settings(), workflow_id) if remote(settings()) else run(go())
         if as_json:
             print(json.dumps(data))
             return
@@ -141,7 +142,9 @@ def register(app: typer.Typer) -> None:
             except sandbox_client.SandboxError as e:
                 raise CLIError(str(e)) from None
 
-        console.print(f"{workflow_id}: {run(go())}", highlight=False)
+        cfg = settings()
+        outcome = api.sandbox_decide(cfg, workflow_id, approve, note) if remote(cfg) else run(go())
+        console.print(f"{workflow_id}: {outcome}", highlight=False)
 
     @sandbox.command()
     def approve(workflow_id: str, note: Note = "") -> None:
