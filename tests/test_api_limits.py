@@ -101,3 +101,21 @@ async def test_body_cap_is_enforced_while_reading(settings, api_keys, how):
         assert "4,096 bytes" in r.json()["message"]
         honest = await http.post("/v1/requests", content=body, headers={"content-type": "application/json"})
         assert honest.status_code == 413
+
+
+async def test_usage_rolls_up_delegations_under_the_requester(api, engine, run_worker, scripted_pool):  # noqa: F811
+    from tests.test_delegation import CHANGES_THEN_APPROVE, PROMPT, team
+
+    record, key = _key(engine, daily_tokens=1_000_000)
+    api.headers.update(bearer(key))
+    async with run_worker(scripted_pool(*team(CHANGES_THEN_APPROVE))):
+        started = await api.post("/v1/requests", json={"prompt": PROMPT})
+        assert started.status_code == 202, started.text
+        done = await wait_until_closed(api, started.json()["request_id"])
+    assert done["status"] == "completed" and len(done["result"]["delegations"]) == 3
+    usage = (await api.get("/v1/usage")).json()
+    calls = {line["model_id"]: line["calls"] for line in usage["lines"]}
+    assert calls == {"generalist": 1, "coder": 2, "reviewer": 2}, usage
+    assert {line["principal_id"] for line in usage["lines"]} == {record.id}
+    rolled = done["result"]["usage"]
+    assert usage["total_tokens"] >= rolled["completion_tokens"] > 20
