@@ -58,9 +58,15 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, temporal_target: str, task_queue: str, postgres_url: str) -> Settings:
-    return Settings(state_dir=tmp_path / "state", temporal_address=temporal_target, task_queue=task_queue,
-                    database_url=postgres_url, model_cooldown_s=30.0)
+def settings(tmp_path: Path, temporal_target: str, task_queue: str, postgres_url: str, engine) -> Settings:
+    """This test's settings, with the local operator credential in its state folder as `hybrid-llm up` writes it
+    (`hybrid_llm.identity.local_principal(settings)` works; CLI subprocesses act as the local operator)."""
+    from hybrid_llm.identity import ensure_local_credential
+
+    cfg = Settings(state_dir=tmp_path / "state", temporal_address=temporal_target, task_queue=task_queue,
+                   database_url=postgres_url, model_cooldown_s=30.0)
+    ensure_local_credential(cfg, engine)
+    return cfg
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from tests.processes import REPO, cli, env_for
 
 
 def test_local_operator_credential_and_keys_commands(settings, engine):
+    credential_path(settings).unlink()  # the settings fixture wrote one, as `up` does
     refused = cli(settings, "keys", "list")
     assert refused.returncode == 5 and "hybrid-llm up" in refused.stderr, refused.stderr
 
@@ -151,3 +152,5 @@ async def test_cli_commands_go_through_the_api_with_the_key(settings, api_server
         assert (settings.root / "uploads" / "remote" / "note.md").read_text() == note.read_text()
         auditor_upload = await acli(settings, "upload", str(note), **as_("auditor"))
         assert auditor_upload.returncode == 5
+        self_approved = await acli(settings, "sandbox", "exec", "--approve", "--", "echo", "hi", **as_("user"))
+        assert self_approved.returncode == 5 and "approver" in self_approved.stderr
