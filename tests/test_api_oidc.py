@@ -91,3 +91,37 @@ async def test_bad_tokens_are_401(http, idp):
         r = await http.get("/v1/keys", headers=bearer(tok))
         assert r.status_code == 401, (what, r.status_code, r.text)
         assert r.headers["www-authenticate"] == "Bearer"
+
+
+async def test_jwks_from_a_url(settings, idp):
+    """The JWKS fetched over HTTP (as from an identity provider's jwks_uri), from a local server."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    path, token, _ = idp
+    body = path.read_bytes()
+
+    class JWKS(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), JWKS)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings.oidc_jwks = f"http://127.0.0.1:{server.server_port}/jwks.json"
+        settings.oidc_issuer, settings.oidc_audience = ISSUER, AUDIENCE
+        settings.oidc_role_map = {"staff": ["user"]}
+        app = create_app(settings)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+            assert (await http.get("/v1/usage", headers=bearer(token()))).status_code == 200
+            assert (await http.get("/v1/usage", headers=bearer(token(key_=_rsa())))).status_code == 401
+    finally:
+        server.shutdown()
+        server.server_close()
