@@ -63,6 +63,8 @@ def test_local_operator_credential_and_keys_commands(settings, engine):
         local_principal(settings, engine)
     after = cli(settings, "keys", "list")
     assert after.returncode == 5 and "refused" in after.stderr
+    asked = cli(settings, "ask", "hello")
+    assert asked.returncode == 5 and "refused" in asked.stderr
 
 
 @pytest.fixture

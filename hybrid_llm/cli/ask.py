@@ -49,6 +49,10 @@ def register(app: typer.Typer) -> None:
 
             result = api.ask(cfg, request, show_progress=not as_json)
         else:
+            from domain.principals import AccessRole
+            from hybrid_llm.cli.common import local_operator
+
+            local_operator(cfg, AccessRole.USER)  # the credential `up` wrote; a revoked or missing one stops here
             result = run(_ask(cfg, request, show_progress=not as_json))
         if as_json:
             print(json.dumps(result))

@@ -43,6 +43,18 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys, name="keys")
 
     @keys.command()
+    def init() -> None:
+        """Write the local operator credential (`<state dir>/operator.key`, 0600) as `up` does; for deployments
+        without `up` (compose): needs direct access to the database, which is the authority over keys anyway."""
+        from hybrid_llm.identity import ensure_local_credential
+
+        cfg = settings()
+        if remote(cfg):
+            raise CLIError("keys init writes a local credential: unset HYBRID_API_URL and HYBRID_API_KEY", code=2)
+        path, created = ensure_local_credential(cfg)
+        console.print(f"{'created' if created else 'kept'} the local operator credential {path}", highlight=False)
+
+    @keys.command()
     def create(
         name: Annotated[str, typer.Argument(help="Who or what the key is for.")],
         role: Annotated[list[str], typer.Option("--role", "-r", help="user, approver, operator or auditor "
