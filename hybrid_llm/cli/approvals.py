@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
@@ -10,7 +9,8 @@ import typer
 from rich.table import Table
 
 from hybrid_llm.cli import remote as api
-from hybrid_llm.cli.common import CLIError, console, remote, run, settings
+from domain.principals import AccessRole
+from hybrid_llm.cli.common import CLIError, console, local_actor, remote, run, settings
 
 
 Note = Annotated[str, typer.Option(help="Why (recorded in history).")]
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
 
         async def go():
             cfg = settings()
-            verdict = ApprovalVerdict(approve=approve, by=f"cli:{getpass.getuser()}", note=note)
+            verdict = ApprovalVerdict(approve=approve, by=local_actor(cfg, AccessRole.APPROVER), note=note)
             try:
                 return await permission_client.decide(await connect(cfg), workflow_id, verdict)
             except permission_client.ApprovalError as e:

@@ -89,3 +89,11 @@ def local_operator(cfg, *roles):
     if roles and not principal.has(*roles):
         raise CLIError(f"{principal.label} lacks the role {' or '.join(roles)}", code=5)
     return principal
+
+
+def local_actor(cfg, *roles) -> str:
+    """How a local CLI decision names its author: `cli:<name> (<key id>)` of the local operator credential, after
+    checking it holds `roles` (CLIError otherwise)."""
+    principal = local_operator(cfg, *roles)
+    label = f"cli:{principal.label}"
+    return label if len(label) <= 200 else f"cli:{principal.id}"

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from hybrid_llm.cli import remote as api
-from hybrid_llm.cli.common import CLIError, console, remote, run, settings
+from domain.principals import AccessRole
+from hybrid_llm.cli.common import CLIError, console, local_actor, remote, run, settings
 
 
 def _read_secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:
@@ -41,7 +42,8 @@ def register(app: typer.Typer) -> None:
 
         async def go():
             cfg = settings()
-            return await lockdown_client.engage(await connect(cfg), cfg, reason, actor=f"cli:{getpass.getuser()}")
+            return await lockdown_client.engage(await connect(cfg), cfg, reason,
+                                                actor=local_actor(cfg, AccessRole.OPERATOR))
 
         _show(api.lockdown_engage(settings(), reason) if remote(settings()) else run(go()), as_json)
 
@@ -70,7 +72,7 @@ def register(app: typer.Typer) -> None:
             cfg = settings()
             try:
                 return await lockdown_client.release(await connect(cfg), cfg, secret,
-                                                     actor=f"cli:{getpass.getuser()}")
+                                                     actor=local_actor(cfg, AccessRole.OPERATOR))
             except lockdown_client.LockdownError as e:
                 raise CLIError(f"{e.kind}: {e}") from None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
@@ -10,7 +9,8 @@ import typer
 from rich.table import Table
 
 from hybrid_llm.cli import remote as api
-from hybrid_llm.cli.common import CLIError, console, remote, run, settings
+from domain.principals import AccessRole
+from hybrid_llm.cli.common import CLIError, console, local_actor, remote, run, settings
 
 Note = Annotated[str, typer.Option(help="Why (recorded in history).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -47,7 +47,10 @@ def register(app: typer.Typer) -> None:
             except OSError as e:
                 raise CLIError(f"--file {item}: {e.strerror}", code=2) from None
         limits = Limits(**{k: v for k, v in (("wall_s", wall_s), ("memory_mb", memory_mb)) if v is not None})
-        user = f"cli:{getpass.getuser()}"
+        # Locally the author is the local operator credential (approving up front needs approver); through the
+        # API, the API names the key.
+        user = "cli:api" if remote(settings()) else local_actor(
+            settings(), AccessRole.APPROVER if approve else AccessRole.USER)
         spec = SandboxSpec(command=tuple(command), files=files, backend=Backend(backend) if backend else None,
                            limits=limits, network_hosts=tuple(network), origin=Origin(actor="user", name=user))
         decision = ReviewDecision(approve=True, by=user, note="approved up front (--approve)") if approve else None
@@ -136,7 +139,7 @@ def register(app: typer.Typer) -> None:
 
         async def go():
             cfg = settings()
-            decision = ReviewDecision(approve=approve, by=f"cli:{getpass.getuser()}", note=note)
+            decision = ReviewDecision(approve=approve, by=local_actor(cfg, AccessRole.APPROVER), note=note)
             try:
                 return await sandbox_client.decide(await connect(cfg), workflow_id, decision)
             except sandbox_client.SandboxError as e:
