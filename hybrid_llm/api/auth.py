@@ -65,7 +65,7 @@ async def authenticate(request: Request,
         record = await run_in_threadpool(store.lookup, credentials.credentials)
     except KeyRefused as e:
         log.info("refused a bearer key on %s %s: %s", request.method, request.url.path, e.reason)
-        raise _unauthorized("invalid, expired or revoked key") from None
+        raise _unauthorized("invalid, expired, suspended or revoked key") from None
     except sa.exc.OperationalError:
         log.warning("key lookup failed: the database is unreachable", exc_info=True)
         raise HTTPException(503, "cannot check the key: the database is unreachable") from None
