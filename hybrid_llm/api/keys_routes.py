@@ -30,7 +30,8 @@ class CreateKey(BaseModel):
         default=None, description="model allowlist; omitted = every model")
     daily_tokens: int | None = Field(default=None, ge=0, description="tokens per UTC day; omitted = unlimited")
     rpm: int | None = Field(default=None, ge=1, description="requests per minute; omitted = unlimited")
-    expires_in_s: float | None = Field(default=None, gt=0, description="seconds until it expires; omitted = never")
+    expires_in_s: float | None = Field(default=None, gt=0, le=100 * 365 * 86400,
+                                       description="seconds until it expires; omitted = never")
 
 
 class CreatedKey(KeyRecord):

@@ -23,8 +23,8 @@ def parse_duration(text: str) -> timedelta:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise CLIError(f"invalid duration {text!r}: use e.g. 90s, 15m, 12h, 30d, 2w or 1d12h", code=2)
     seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise CLIError("the duration must be positive", code=2)
+    if not 0 < seconds <= 100 * 365 * 86400:
+        raise CLIError("the duration must be positive and at most 100 years", code=2)
     return timedelta(seconds=seconds)
 
 
