@@ -26,7 +26,9 @@ log = logging.getLogger("hybrid_llm.api.auth")
 
 # Routes anyone may call: liveness and the API's own description. Adding to this set is a reviewed decision;
 # every other route must carry `require(...)` (the route-table test enforces it).
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
+                          # the web console's page and static assets: no data; it calls the API with a key
+                          "/console", "/console/{name}"})
 ALL_ROLES = tuple(AccessRole)
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="APIKey",
