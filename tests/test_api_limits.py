@@ -119,3 +119,34 @@ async def test_usage_rolls_up_delegations_under_the_requester(api, engine, run_w
     assert {line["principal_id"] for line in usage["lines"]} == {record.id}
     rolled = done["result"]["usage"]
     assert usage["total_tokens"] >= rolled["completion_tokens"] > 20
+
+
+async def test_sandbox_runs_are_scoped_to_who_started_them(api, settings, api_keys, run_worker,  # noqa: F811
+                                                          scripted_pool, tmp_path):
+    import os
+    from pathlib import Path
+
+    for name in ("downloads", "uploads", "rag"):
+        (settings.root / name).mkdir(parents=True, exist_ok=True)
+    settings.sandbox_dir = Path("/var/tmp/hybrid-llm-sandboxes") / f"test-{tmp_path.name}-{os.getpid()}"
+    user, user2, approver = (bearer(api_keys[k][1]) for k in ("user", "user2", "approver"))
+    async with run_worker(scripted_pool()):
+        started = await api.post("/v1/sandboxes", json={"command": ["/bin/echo", "secret output"]}, headers=user)
+        assert started.status_code == 202, started.text
+        wid = started.json()["workflow_id"]
+        for _ in range(300):  # until it waits for its review
+            shown = await api.get(f"/v1/sandboxes/{wid}", headers=user)
+            if (shown.json().get("view") or {}).get("step") == "reviewing":
+                break
+            await asyncio.sleep(0.1)
+        assert shown.status_code == 200
+        ids = lambda r: {i["workflow_id"] for i in r.json()}  # noqa: E731
+        assert wid in ids(await api.get("/v1/sandboxes", headers=user))
+        assert wid not in ids(await api.get("/v1/sandboxes", headers=user2))
+        other = await api.get(f"/v1/sandboxes/{wid}", headers=user2)
+        assert other.status_code == 404 and "secret output" not in other.text
+        assert wid in ids(await api.get("/v1/sandboxes", headers=approver))  # it waits for a reviewer
+        assert (await api.post(f"/v1/sandboxes/{wid}/decision", json={"approve": False},
+                               headers=user)).status_code == 403
+        rejected = await api.post(f"/v1/sandboxes/{wid}/decision", json={"approve": False}, headers=approver)
+        assert rejected.status_code == 200, rejected.text
