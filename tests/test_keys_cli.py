@@ -133,6 +133,8 @@ async def test_cli_commands_go_through_the_api_with_the_key(settings, api_server
 
         mine = await acli(settings, "requests", "status", request_id, "--json", **as_("user"))
         assert mine.returncode == 0 and json.loads(mine.stdout)["status"] == "completed", mine.stderr
+        local = await acli(settings, "requests", "status", request_id)  # on this machine, through Temporal
+        assert local.returncode == 0 and "echo: hello there" in local.stdout, local.stderr
         theirs = await acli(settings, "requests", "status", request_id, **as_("user2"))
         assert theirs.returncode == 2 and "404" in theirs.stderr and "hello" not in theirs.stdout
 
