@@ -50,6 +50,13 @@ def test_local_operator_credential_and_keys_commands(settings, engine):
     assert rows[bob["id"]]["status"] == "active" and "key" not in rows[bob["id"]]
     assert bob["key"] not in listed.stdout
 
+    store.suspend(bob["id"], "three critical inputs")
+    listed = {r["id"]: r for r in json.loads(cli(settings, "keys", "list", "--json").stdout)}
+    assert listed[bob["id"]]["status"] == "suspended" and listed[bob["id"]]["suspended_reason"]
+    with pytest.raises(KeyRefused):
+        store.lookup(bob["key"])
+    assert cli(settings, "keys", "resume", bob["id"]).returncode == 0
+    assert store.lookup(bob["key"]).id == bob["id"]
     assert cli(settings, "keys", "revoke", bob["id"]).returncode == 0
     with pytest.raises(KeyRefused):
         store.lookup(bob["key"])

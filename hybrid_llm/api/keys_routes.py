@@ -76,3 +76,12 @@ async def usage(request: Request, principal: Annotated[Principal, Depends(requir
     if start.tzinfo is None:
         raise HTTPException(422, "invalid request: since: give a time zone (e.g. 2026-11-27T00:00:00Z)")
     return await run_in_threadpool(ledger(request).summary, None if all else principal.id, start)
+
+
+@router.post("/v1/keys/{key_id}/resume", response_model=KeyRecord, responses={404: {"model": Problem}})
+async def resume_key(key_id: KeyId, request: Request, principal: OperatorDep) -> KeyRecord:
+    """Lift a suspension (e.g. after repeated critical inputs); a revoked or expired key stays refused."""
+    try:
+        return await run_in_threadpool(key_store(request).resume, key_id)
+    except UnknownKey as e:
+        raise HTTPException(404, str(e)) from None

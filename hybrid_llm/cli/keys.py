@@ -123,6 +123,26 @@ def register(app: typer.Typer) -> None:
         console.print(table if records else "no keys")
 
     @keys.command()
+    def resume(key_id: Annotated[str, typer.Argument(help="The key's id (see `keys list`).")]) -> None:
+        """Lift a key's suspension (a revoked or expired key stays refused)."""
+        from activities.keys_store import KEY_ID_RE, UnknownKey
+        from domain.principals import AccessRole
+
+        if not KEY_ID_RE.match(key_id):
+            raise CLIError(f"invalid key id {key_id!r}: 12 hex characters (see `keys list`)", code=2)
+        cfg = settings()
+        if remote(cfg):
+            record = api_call(cfg, "POST", f"/v1/keys/{key_id}/resume")
+        else:
+            local_operator(cfg, AccessRole.OPERATOR)
+            try:
+                record = _store(cfg).resume(key_id).model_dump(mode="json")
+            except UnknownKey as e:
+                raise CLIError(str(e), code=2) from None
+        assert isinstance(record, dict)
+        console.print(f"key {key_id}: suspension lifted", highlight=False)
+
+    @keys.command()
     def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see `keys list`).")],
                as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
         """Revoke a key: refused from its next request on."""
