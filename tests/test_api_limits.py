@@ -150,3 +150,16 @@ async def test_sandbox_runs_are_scoped_to_who_started_them(api, settings, api_ke
                                headers=user)).status_code == 403
         rejected = await api.post(f"/v1/sandboxes/{wid}/decision", json={"approve": False}, headers=approver)
         assert rejected.status_code == 200, rejected.text
+
+
+async def test_the_api_stamps_the_authenticated_principal_on_the_workflow(api, client, api_keys):  # noqa: F811
+    forged = {"id": "someone-else", "name": "boss", "roles": ["operator"], "kind": "key"}
+    refused = await api.post("/v1/requests", json={"prompt": "hi", "principal": forged})
+    assert refused.status_code == 422  # a body never names who asks
+    started = await api.post("/v1/requests", json={"prompt": "hi"})
+    assert started.status_code == 202
+    history = await client.get_workflow_handle(started.json()["workflow_id"]).fetch_history()
+    payloads = list(history.events[0].workflow_execution_started_event_attributes.input.payloads)
+    (inp,) = await client.data_converter.decode(payloads)
+    user = api_keys["user"][0]
+    assert inp["principal"]["id"] == user.id and inp["principal"]["roles"] == ["user"]

@@ -124,7 +124,7 @@ def test_keys_commands_through_the_api(settings, api_server, api_keys, engine):
 
 
 async def test_cli_commands_go_through_the_api_with_the_key(settings, api_server, api_keys, run_worker,
-                                                            scripted_pool, tmp_path):
+                                                            scripted_pool, tmp_path, client):
     from tests.conftest import scripted
     from tests.processes import acli
 
@@ -142,6 +142,14 @@ async def test_cli_commands_go_through_the_api_with_the_key(settings, api_server
         assert mine.returncode == 0 and json.loads(mine.stdout)["status"] == "completed", mine.stderr
         local = await acli(settings, "requests", "status", request_id)  # on this machine, through Temporal
         assert local.returncode == 0 and "echo: hello there" in local.stdout, local.stderr
+        # The API stamped the key's principal; the local CLI stamps the local operator's.
+        for who, proc in (("user", None), ("local", await acli(settings, "ask", "hi", "--json"))):
+            wid = result["workflow_id"] if proc is None else json.loads(proc.stdout)["workflow_id"]
+            history = await client.get_workflow_handle(wid).fetch_history()
+            (inp,) = await client.data_converter.decode(
+                list(history.events[0].workflow_execution_started_event_attributes.input.payloads))
+            expected = api_keys["user"][0].id if who == "user" else local_principal(settings).id
+            assert (inp["principal"]["id"], inp["principal"]["kind"]) == (expected, "key" if who == "user" else who)
         theirs = await acli(settings, "requests", "status", request_id, **as_("user2"))
         assert theirs.returncode == 2 and "404" in theirs.stderr and "hello" not in theirs.stdout
 

@@ -94,7 +94,7 @@ async def submit(body: SubmitRequest, request: Request, response: Response, gate
     request_id = body.request_id or uuid.uuid4().hex
     workflow_id = workflow_id_for(request_id)
     await claim(request, principal, workflow_id, request_id)
-    await start_request(client, settings, body.to_user_request(request_id))
+    await start_request(client, settings, body.to_user_request(request_id), principal=principal)
     status_url = request.app.url_path_for("get_request", request_id=request_id)
     response.headers["Location"] = status_url
     return Submitted(request_id=request_id, workflow_id=workflow_id, status_url=status_url)

@@ -52,8 +52,9 @@ def register(app: typer.Typer) -> None:
             from domain.principals import AccessRole
             from hybrid_llm.cli.common import local_operator
 
-            local_operator(cfg, AccessRole.USER)  # the credential `up` wrote; a revoked or missing one stops here
-            result = run(_ask(cfg, request, show_progress=not as_json))
+            # The credential `up` wrote: a revoked or missing one stops here; its principal is stamped on the request.
+            principal = local_operator(cfg, AccessRole.USER)
+            result = run(_ask(cfg, request, show_progress=not as_json, principal=principal))
         if as_json:
             print(json.dumps(result))
         else:
@@ -75,7 +76,7 @@ def register(app: typer.Typer) -> None:
                               f"workflow {result['workflow_id']}[/]", highlight=False)
 
 
-async def _ask(cfg, request, show_progress: bool) -> dict:
+async def _ask(cfg, request, show_progress: bool, principal=None) -> dict:
     from hybrid_llm.request_client import failure_message, start_request, wait_with_progress
     from hybrid_llm.temporal import connect, has_workers
 
@@ -83,7 +84,7 @@ async def _ask(cfg, request, show_progress: bool) -> dict:
     if not await has_workers(client, cfg.temporal_namespace, cfg.task_queue):
         err_console.print(f"[yellow]no worker is polling task queue {cfg.task_queue!r}: the request is queued and "
                           "runs when one starts (`hybrid-llm up`). Ctrl-C leaves it queued.[/]")
-    handle = await start_request(client, cfg, request)
+    handle = await start_request(client, cfg, request, principal=principal)
     status = err_console.status("waiting for a worker…") if show_progress else None
 
     def on_progress(p) -> None:
