@@ -46,7 +46,8 @@ def request_status(cfg, request_id: str) -> dict:
 def pending_approvals(cfg) -> list:
     from domain.approvals import PendingApproval
 
-    return [PendingApproval.model_validate(x) for x in api_call(cfg, "GET", "/v1/approvals")]  # type: ignore[union-attr]
+    items: Any = api_call(cfg, "GET", "/v1/approvals")
+    return [PendingApproval.model_validate(x) for x in items]
 
 
 def decide_approval(cfg, workflow_id: str, approve: bool, note: str) -> str:
