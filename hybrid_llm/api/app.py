@@ -29,6 +29,9 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gate.try_connect()
         yield
+        keys = getattr(app.state, "keys", None)  # the key store's engine, built on the first authenticated call
+        if keys is not None:
+            keys.engine.dispose()
 
     app = FastAPI(title="Hybrid LLM Platform", version="0.1.0", lifespan=lifespan,
                   description="Every request is a durable Temporal workflow: start one, then poll its status.")
