@@ -24,6 +24,7 @@ from activities.embeddings import Embedder
 from activities.filesystem import PlatformFiles
 from activities.guard import GuardActivities
 from activities.llm import LLMActivities
+from activities.usage import UsageLedger
 from activities.llm_pool import LLMPool
 from activities.lockdown import LockdownActivities
 from activities.lockdown_gate import LockdownGate
@@ -64,7 +65,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     judge = pool_security_model(pool, gate, settings.guard_model) if settings.guard_model else None
     scanner = Scanner(GuardActivities(embedder, security_model=judge))
     llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads, blobs=blobs,
-                        blob_threshold_bytes=settings.blob_threshold_bytes)
+                        blob_threshold_bytes=settings.blob_threshold_bytes, usage=UsageLedger(engine))
     scans = ScanActivities(scanner)
     preflight = PreflightActivities(pool, scanner)
     policy, files = load_policy(settings), PlatformFiles(settings.root)

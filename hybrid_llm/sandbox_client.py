@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from domain.sandbox import (
@@ -17,13 +18,17 @@ from domain.sandbox import (
     check_caps,
     sandbox_workflow_id,
 )
-from domain.principals import Principal
+from domain.principals import FORBIDDEN, Principal
 from hybrid_llm.settings import Settings
 from workflows.sandbox import SandboxWorkflow
 
 
 class SandboxError(RuntimeError):
     """Unknown sandbox, or not waiting for a review."""
+
+
+class ReviewForbidden(SandboxError):
+    """This principal may not review this run (not an approver, or the requester of a model's code)."""
 
 
 __all__ = ["LimitsRefused", "SandboxError", "decide", "listing", "show", "start"]
@@ -85,6 +90,8 @@ async def decide(client: Client, workflow_id: str, decision: ReviewDecision) -> 
     try:
         return await client.get_workflow_handle(_wid(workflow_id)).execute_update(SandboxWorkflow.decide, decision)
     except WorkflowUpdateFailedError as e:
+        if isinstance(e.cause, ApplicationError) and e.cause.type == FORBIDDEN:
+            raise ReviewForbidden(f"{workflow_id}: {e.cause.message}") from None
         raise SandboxError(f"{workflow_id}: {e.cause or e}") from None
     except RPCError as e:
         raise SandboxError(f"{workflow_id}: {e.message}") from None

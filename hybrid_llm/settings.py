@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -44,6 +44,20 @@ class Settings(BaseSettings):
     # HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # Remote CLI: with both set, every CLI command goes through that API with that key (not through Temporal).
+    api_url: str | None = Field(default=None, description="HYBRID_API_URL, e.g. http://host:8000")
+    api_key: SecretStr | None = Field(default=None, description="HYBRID_API_KEY: an `hlk_...` key (or a JWT)")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body the API reads "
+                                "(uploads: 2 x max_upload_bytes + 64 KiB); counted while reading, not from headers.")
+    # Optional OIDC/JWT bearer tokens, verified against a JWKS (file path or https URL).
+    oidc_jwks: str | None = Field(default=None, description="JWKS file or URL; unset = API keys only.")
+    oidc_issuer: str | None = Field(default=None, description="Required `iss` of accepted tokens.")
+    oidc_audience: str | None = Field(default=None, description="Required `aud` of accepted tokens.")
+    oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    oidc_roles_claim: str = Field(default="groups", description="Claim holding the caller's groups or roles.")
+    oidc_role_map: dict[str, list[str]] = Field(default_factory=dict, description="Claim value -> our roles, e.g. "
+                                                "{\"llm-admins\": [\"operator\"]}; unmapped values grant nothing.")
+    oidc_models_claim: str | None = Field(default=None, description="Claim with the model allowlist (a list).")
     # Activity tuning (seconds). Short heartbeats make recovery from a dead worker quick.
     llm_heartbeat_timeout_s: float = Field(default=2.0, gt=0)
     llm_start_to_close_s: float = Field(default=600.0, gt=0)

@@ -76,10 +76,17 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, temporal_target: str, task_queue: str, postgres_url: str,
+def settings(tmp_path: Path, temporal_target: str, task_queue: str, postgres_url: str, engine,
              codec_keys_file: Path) -> Settings:
-    return Settings(state_dir=tmp_path / "state", temporal_address=temporal_target, task_queue=task_queue,
-                    database_url=postgres_url, model_cooldown_s=30.0, codec_keys_file=codec_keys_file)
+    """This test's settings, with the local operator credential in its state folder as `hybrid-llm up` writes it
+    (`hybrid_llm.identity.local_principal(settings)` works; CLI subprocesses act as the local operator), and the
+    session's codec keyring."""
+    from hybrid_llm.identity import ensure_local_credential
+
+    cfg = Settings(state_dir=tmp_path / "state", temporal_address=temporal_target, task_queue=task_queue,
+                   database_url=postgres_url, model_cooldown_s=30.0, codec_keys_file=codec_keys_file)
+    ensure_local_credential(cfg, engine)
+    return cfg
 
 
 @pytest.fixture(scope="session")
@@ -202,6 +209,31 @@ def embedder():
     from activities.embeddings import Embedder
 
     return Embedder()
+
+
+TEST_KEY_ROLES: dict[str, tuple[str, ...]] = {
+    "user": ("user",), "user2": ("user",), "approver": ("approver",), "operator": ("operator",),
+    "auditor": ("auditor",),
+}
+
+
+@pytest.fixture(scope="session")
+def api_keys(engine) -> dict:
+    """Real API keys in the session's PostgreSQL: `api_keys["user"]` (also `api_keys[AccessRole.USER]`) is
+    `(Principal, key)`; also `user2` (a second user), `approver`, `operator`, `auditor`, one role each."""
+    from activities.keys_store import KeyStore
+    from domain.principals import AccessRole
+
+    store = KeyStore(engine)
+    keys = {}
+    for name, roles in TEST_KEY_ROLES.items():
+        record, key = store.create(f"test-{name}", tuple(AccessRole(r) for r in roles))
+        keys[name] = (record.principal(), key)
+    return keys
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 LOCKDOWN_SECRET = "correct horse battery staple"

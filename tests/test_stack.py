@@ -13,6 +13,8 @@ import psutil
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from domain.principals import AccessRole
+from hybrid_llm.identity import local_principal
 from hybrid_llm.settings import Settings
 from hybrid_llm.stack import StackError, down, procs, status, up
 from hybrid_llm.stack.postgres import EmbeddedPostgres
@@ -74,9 +76,15 @@ def test_up_is_idempotent_status_shows_it_and_down_stops_everything(stack_settin
     assert first.temporal_ui == f"http://127.0.0.1:{stack_settings.temporal_ui_port}"
     assert all(path.is_dir() for path in stack_settings.platform_dirs.values())
     pids = {name: p.pid for name, p in first.parts.items()}
+    # The local operator credential: a real key in the keys table, readable by its owner only.
+    credential = stack_settings.state_dir / "operator.key"
+    assert credential.stat().st_mode & 0o777 == 0o600
+    key = credential.read_text()
+    assert local_principal(stack_settings).has(AccessRole.OPERATOR, AccessRole.USER)
 
     again = up(stack_settings)
     assert {name: p.pid for name, p in again.parts.items()} == pids
+    assert credential.read_text() == key  # kept, not replaced
     assert {name: p.pid for name, p in status(stack_settings).parts.items()} == pids
 
     stopped = down(stack_settings)

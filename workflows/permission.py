@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.lockdown import LockdownActivities
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         operation_digest,
         refusal,
     )
+    from domain.principals import FORBIDDEN
     from domain.lockdown import EngageRequest, Trigger
     from domain.permissions import Operation, PermissionDecision
     from domain.scanning import ScanRequest, blocked_message, is_security_alert, summary
@@ -70,7 +72,7 @@ class PermissionWorkflow(Pausable):
         rules = self._pending.approval or ApprovalRules()
         why = refusal(verdict.principal, self._input.requester, rules.four_eyes)
         if why is not None:
-            raise ValueError(f"not allowed to decide: {why}")
+            raise ApplicationError(f"not allowed to decide: {why}", type=FORBIDDEN, non_retryable=True)
 
     @workflow.run
     async def run(self, inp: PermissionInput) -> PermissionOutcome:

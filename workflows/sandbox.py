@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sandbox import SandboxActivities, SandboxSupport
     from activities.scanning import ScanActivities
     from domain.approvals import PermissionInput, PermissionOutcome, refusal
+    from domain.principals import FORBIDDEN
     from domain.lockdown import EngageRequest, Trigger
     from domain.permissions import Actor, Operation, PermissionRequest
     from domain.registry import Capability
@@ -86,7 +87,7 @@ class SandboxWorkflow(Pausable):
             raise ValueError("this sandbox is not waiting for a review")
         why = self._refusal(decision)
         if why is not None:
-            raise ValueError(f"not allowed to review: {why}")
+            raise ApplicationError(f"not allowed to review: {why}", type=FORBIDDEN, non_retryable=True)
 
     def _refusal(self, decision: ReviewDecision) -> str | None:
         """Only an approver reviews, never their own request, except the output of code they wrote themselves."""

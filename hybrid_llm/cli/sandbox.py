@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from domain.control_chars import escape_all, escape_controls
-from hybrid_llm.identity import local_principal
-from hybrid_llm.cli.common import CLIError, console, run, settings
+from domain.principals import AccessRole
+from hybrid_llm.cli import remote as api
+from hybrid_llm.cli.common import CLIError, console, local_operator, remote, run, settings
 
 Note = Annotated[str, typer.Option(help="Why (recorded in history).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -55,10 +56,14 @@ def register(app: typer.Typer) -> None:
             limits = Limits(**{k: v for k, v in asked if v is not None})
         except ValueError as e:
             raise CLIError(f"invalid limits: {e}", code=2) from None
-        me = local_principal(settings())
+        # Locally the author is the local operator credential (approving up front needs approver); through the
+        # API, the API names the key.
+        me = None if remote(settings()) else local_operator(
+            settings(), AccessRole.APPROVER if approve else AccessRole.USER)
+        user = "cli:api" if me is None else me.label
         spec = SandboxSpec(command=tuple(command), files=files, backend=Backend(backend) if backend else None,
-                           limits=limits, network_hosts=tuple(network), origin=Origin(actor="user", name=me.label))
-        decision = (ReviewDecision(approve=True, by=me.label, note="approved up front (--approve)", principal=me)
+                           limits=limits, network_hosts=tuple(network), origin=Origin(actor="user", name=user))
+        decision = (ReviewDecision(approve=True, by=user, note="approved up front (--approve)", principal=me)
                     if approve else None)
 
         async def go():
@@ -73,7 +78,7 @@ def register(app: typer.Typer) -> None:
                               highlight=False)
             return await handle.result()
 
-        outcome = run(go())
+        outcome = api.sandbox_exec(settings(), spec, approve, quiet=as_json) if remote(settings()) else run(go())
         if as_json:
             print(json.dumps(outcome.model_dump(mode="json")))
         else:
@@ -99,7 +104,7 @@ def register(app: typer.Typer) -> None:
             cfg = settings()
             return await sandbox_client.listing(await connect(cfg), cfg, running_only=not all_)
 
-        items = escape_all(run(go()))
+        items = escape_all(api.sandbox_list(settings(), all_) if remote(settings()) else run(go()))
         if as_json:
             print(json.dumps(items))
             return
@@ -123,7 +128,8 @@ def register(app: typer.Typer) -> None:
             except sandbox_client.SandboxError as e:
                 raise CLIError(str(e)) from None
 
-        data = escape_all(run(go()))  # control characters as visible text: output cannot hide or move text
+        # Control characters as visible text: output cannot hide or move text.
+        data = escape_all(api.sandbox_show(settings(), workflow_id) if remote(settings()) else run(go()))
         if as_json:
             print(json.dumps(data))
             return
@@ -149,14 +155,16 @@ def register(app: typer.Typer) -> None:
 
         async def go():
             cfg = settings()
-            me = local_principal(cfg)
+            me = local_operator(cfg, AccessRole.APPROVER)
             decision = ReviewDecision(approve=approve, by=me.label, note=note, principal=me)
             try:
                 return await sandbox_client.decide(await connect(cfg), workflow_id, decision)
             except sandbox_client.SandboxError as e:
                 raise CLIError(str(e)) from None
 
-        console.print(f"{workflow_id}: {run(go())}", highlight=False)
+        cfg = settings()
+        outcome = api.sandbox_decide(cfg, workflow_id, approve, note) if remote(cfg) else run(go())
+        console.print(f"{workflow_id}: {outcome}", highlight=False)
 
     @sandbox.command()
     def approve(workflow_id: str, note: Note = "") -> None:
