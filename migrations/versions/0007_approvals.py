@@ -2,7 +2,7 @@
 used once, expiring.
 
 Revision ID: 0007_approvals
-Revises: 0004_rag
+Revises: 0006_principals
 Create Date: 2026-11-27
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_approvals"
-down_revision: str | Sequence[str] | None = "0004_rag"
+down_revision: str | Sequence[str] | None = "0006_principals"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
