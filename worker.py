@@ -77,7 +77,8 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
                     permissions.write, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
-                    *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder),
+                    *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder,
+                                   settings, scanner),
                     *sandbox_activities(settings, store, gate, policy).all()],
         interceptors=worker_interceptors(settings),  # tracing (when configured), metrics, per-run log lines
         # Blocking activities are sync: one thread per running activity, never more accepted than there are

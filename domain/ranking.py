@@ -1,0 +1,64 @@
+"""Choosing the k passages shown from a fused candidate list: diverse (maximal marginal relevance) and fair to
+documents (at most `per_document` passages of one document). Pure: no I/O.
+
+    chosen = diversify(relevance, vectors, documents, k=5, per_document=2, mmr_lambda=0.75)
+
+MMR picks, one at a time, the candidate with the best `lambda * relevance - (1 - lambda) * max similarity to
+what is already picked` (relevance scaled to [0, 1]): a near-duplicate of a picked passage loses to a slightly less
+relevant passage that says something else. The chosen passages are returned best first by relevance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+RRF_K = 60
+
+
+class RankingOptions(BaseModel):
+    """How candidates are fused and chosen (the worker's settings; `per_document` per query too)."""
+
+    candidates: int = Field(default=40, ge=1, le=1000, description="Passages taken from each of the vector and "
+                                                                   "full-text searches before fusing.")
+    rrf_k: int = Field(default=RRF_K, ge=1, le=1000)
+    vector_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    text_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    per_document: int = Field(default=2, ge=1, le=100)
+    mmr_lambda: float = Field(default=0.75, ge=0.0, le=1.0, description="1.0: relevance only, no diversity.")
+    text_scan_limit: int = Field(default=20_000, ge=100, description="Full-text matches ranked at most (a query "
+                                                                     "of very common words matches most chunks).")
+
+
+def diversify(relevance: Sequence[float], vectors: np.ndarray | None, documents: Sequence[object], k: int,
+              per_document: int, mmr_lambda: float) -> list[int]:
+    """Indices of the chosen candidates, best first by relevance. `vectors` are unit-length rows (None: no
+    diversity by similarity, only the per-document cap)."""
+    n = len(relevance)
+    if n == 0 or k <= 0:
+        return []
+    rel = np.asarray(relevance, dtype=np.float64)
+    top = rel.max()
+    rel = rel / top if top > 0 else rel
+    sims = vectors @ vectors.T if vectors is not None and mmr_lambda < 1.0 else None
+    per_doc: dict[object, int] = {}
+    chosen: list[int] = []
+    max_sim = np.zeros(n)
+    available = np.ones(n, dtype=bool)
+    while len(chosen) < k:
+        score = mmr_lambda * rel - (1.0 - mmr_lambda) * max_sim if chosen and sims is not None else rel.copy()
+        score[~available] = -np.inf
+        best = int(np.argmax(score))
+        if not np.isfinite(score[best]):
+            break
+        available[best] = False
+        doc = documents[best]
+        if per_doc.get(doc, 0) >= per_document:
+            continue
+        per_doc[doc] = per_doc.get(doc, 0) + 1
+        chosen.append(best)
+        if sims is not None:
+            max_sim = np.maximum(max_sim, sims[best])
+    return sorted(chosen, key=lambda i: (-relevance[i], i))
