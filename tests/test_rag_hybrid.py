@@ -130,7 +130,7 @@ def test_migration_0005_backfills_full_text_and_flags_existing_chunks(scratch_da
         migrate.upgrade(url)
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT position, flagged, finding, tsv @@ plainto_tsquery('english', "
-                                        "'lenses harbour') AS found FROM chunks ORDER BY position")).all()
+                                        "'clockwork harbour') AS found FROM chunks ORDER BY position")).all()
         assert [(r.position, r.flagged, r.found) for r in rows] == [(0, False, True), (1, True, False)]
         assert rows[0].finding is None and rows[1].finding["rules"] and rows[1].finding["evidence"]
         migrate.downgrade(url, "0004_rag")
