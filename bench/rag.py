@@ -179,6 +179,9 @@ def bulk_load(engine: sa.Engine, vectors: np.ndarray, texts: list[str]) -> None:
             cur.execute("CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) "
                         "WITH (m = 16, ef_construction = 128)")  # as migration 0004 builds it
             cur.execute("CREATE INDEX chunks_tsv_gin ON chunks USING gin (tsv)")  # as migration 0005 builds it
+            cur.execute("TRUNCATE rag_terms")  # the term statistics ingestion's commit keeps, counted at once
+            cur.execute("INSERT INTO rag_terms (lexeme, chunks) SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunks') "
+                        "UNION ALL SELECT '', count(*) FROM chunks")
             cur.execute("ANALYZE chunks")
         pg.commit()
         say(f"HNSW build: {time.perf_counter() - t0:.1f}s")

@@ -14,8 +14,10 @@ prints the tuning half's figures for a grid); both halves are reported.
 Figures per method, for each half: hit@1, hit@5 (the expected document is among the first 1 / 5 results) and
 MRR@5 (1 / rank of its first result, 0 beyond 5):
   vector   nearest chunks by embedding (MiniLM, HNSW), no diversity
-  text     PostgreSQL full text only (tsvector + GIN, OR of the query's words, ts_rank), no diversity
-  hybrid   the platform's search: both fused by reciprocal rank fusion, MMR, at most N passages per document
+  text     PostgreSQL full text only (tsvector + GIN; the query's rarer words, scored by the IDF of those matched),
+           no diversity
+  hybrid   the platform's search: both legs' candidates fused (cosine + 0.3 x matched IDF share), MMR, at most
+           2 passages per document
   bm25     rank_bm25's BM25Okapi over the whole documents (words lowercased), in the same run
 
 Prints progress to stderr and one JSON object as the last line of stdout.
@@ -260,12 +262,13 @@ def evaluate(search: SearchActivities, embedder: Embedder, questions, misses: bo
 
 def sweep(search: SearchActivities, embedder: Embedder) -> None:
     """The tuning half only: figures for a grid of fusion and diversity settings."""
-    for per_doc in (1, 2, 3):
-        for lam in (0.5, 0.75, 1.0):
-            for tw in (0.5, 1.0, 1.5):
-                search.options = RankingOptions(per_document=per_doc, mmr_lambda=lam, text_weight=tw)
-                ranked, _ = search_rankings(search, embedder, TUNE, "hybrid")
-                say(f"tune per_document={per_doc} mmr_lambda={lam} text_weight={tw}: {score(ranked, TUNE)}")
+    grid = [dict(fusion="rrf", text_weight=tw) for tw in (0.5, 1.0)]
+    grid += [dict(fusion="linear", text_weight=tw, per_document=pd, mmr_lambda=lam)
+             for tw in (0.15, 0.3, 0.5) for pd in (1, 2) for lam in (0.75, 1.0)]
+    for options in grid:
+        search.options = RankingOptions(**options)
+        ranked, _ = search_rankings(search, embedder, TUNE, "hybrid")
+        say(f"tune {options}: {score(ranked, TUNE)}")
 
 
 async def main() -> None:

@@ -11,6 +11,7 @@ relevant passage that says something else. The chosen passages are returned best
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -19,17 +20,24 @@ RRF_K = 60
 
 
 class RankingOptions(BaseModel):
-    """How candidates are fused and chosen (the worker's settings; `per_document` per query too)."""
+    """How candidates are fused and chosen (the worker's settings; `per_document` per query too).
 
+    fusion "rrf": sum of weight / (rrf_k + rank) over the two legs; "linear": vector_weight x cosine similarity +
+    text_weight x the share of the query words' weight (IDF) the chunk matches, computed for every candidate of
+    either leg (a learned weighting: the weights were chosen on bench/rag_quality.py's tuning half)."""
+
+    fusion: Literal["rrf", "linear"] = "linear"
     candidates: int = Field(default=40, ge=1, le=1000, description="Passages taken from each of the vector and "
                                                                    "full-text searches before fusing.")
     rrf_k: int = Field(default=RRF_K, ge=1, le=1000)
     vector_weight: float = Field(default=1.0, ge=0.0, le=10.0)
-    text_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    text_weight: float = Field(default=0.3, ge=0.0, le=10.0)
     per_document: int = Field(default=2, ge=1, le=100)
     mmr_lambda: float = Field(default=0.75, ge=0.0, le=1.0, description="1.0: relevance only, no diversity.")
-    text_scan_limit: int = Field(default=20_000, ge=100, description="Full-text matches ranked at most (a query "
-                                                                     "of very common words matches most chunks).")
+    text_scan_limit: int = Field(default=20_000, ge=100, description="Postings read per query word at most.")
+    max_terms: int = Field(default=8, ge=1, le=64, description="The query's rarest words used by the full-text leg.")
+    max_df: float = Field(default=0.2, gt=0.0, le=1.0, description="Words in more than this share of the chunks "
+                                                                  "are left out of the full-text leg.")
 
 
 def diversify(relevance: Sequence[float], vectors: np.ndarray | None, documents: Sequence[object], k: int,

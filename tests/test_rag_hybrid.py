@@ -149,3 +149,37 @@ def test_migration_0005_backfills_full_text_and_flags_existing_chunks(scratch_da
 def hidden_doc() -> str:
     return ("# Quarterly report\n\nRevenue grew four percent in the third quarter, driven by the northern "
             "stores.\n\n## Notes\n\n" + HIDDEN + "\n")
+
+
+def _term_stats_drift(engine) -> list:
+    """Lexemes whose count in rag_terms differs from a fresh count over the chunks search answers from."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("""
+            WITH fresh AS (
+                SELECT word AS lexeme, ndoc AS chunks FROM ts_stat('SELECT c.tsv FROM chunks c JOIN documents d
+                                                                    ON d.current_version_id = c.version_id')
+                UNION ALL SELECT '', count(*) FROM chunks c JOIN documents d ON d.current_version_id = c.version_id
+            )
+            SELECT coalesce(f.lexeme, t.lexeme) AS lexeme, f.chunks AS fresh, t.chunks AS kept
+            FROM fresh f FULL JOIN (SELECT * FROM rag_terms WHERE chunks > 0) t ON t.lexeme = f.lexeme
+            WHERE f.chunks IS DISTINCT FROM t.chunks LIMIT 5""")).all()
+
+
+async def test_term_statistics_follow_new_changed_and_deleted_documents(client, settings, run_worker,
+                                                                        scripted_pool, embedder, uploads, folder,
+                                                                        engine):  # noqa: F811
+    path = f"uploads/{folder}/terms.md"
+    async with run_worker(scripted_pool(), embedder=embedder):
+        await upload_and_wait(client, settings, uploads, path, CALIBRATION)
+        assert _term_stats_drift(engine) == []
+        await upload_and_wait(client, settings, uploads, path, CALIBRATION.replace("QV2208", "zebrawood QV9999"))
+        assert _term_stats_drift(engine) == []
+        with engine.connect() as conn:
+            kept = conn.execute(sa.text("SELECT chunks FROM rag_terms WHERE lexeme = 'zebrawood'")).scalar()
+        assert kept == 1
+        (settings.root / path).unlink()
+        handles = await rag_client.ingest_changes(client, settings, uploads, [path])
+        await rag_client.wait(handles[0])
+    assert _term_stats_drift(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT chunks FROM rag_terms WHERE lexeme = 'zebrawood'")).scalar() == 0

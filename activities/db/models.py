@@ -155,6 +155,16 @@ class ChunkRow(Base):
     )
 
 
+class RagTermRow(Base):
+    """In how many searchable chunks (of current versions) a lexeme occurs; lexeme '' counts the chunks
+    (migration 0005_hybrid_search; kept by ingestion's commit and remove)."""
+
+    __tablename__ = "rag_terms"
+
+    lexeme: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    chunks: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 class GlobalContextRow(Base):
     """Shared context: system state, cross-model alerts, persistent conversation history."""
 

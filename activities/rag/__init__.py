@@ -18,7 +18,6 @@ def rag_activities(uploads: Uploads, embedder: Embedder, settings: Settings | No
     Chunks are scanned at ingestion by the worker's guardrails `scanner` (the rules alone without one)."""
     from activities.rag.context import ContextActivities
     from activities.rag.ingest import IngestActivities
-    from activities.rag.search import SearchActivities
 
     scan = None
     if scanner is not None:
@@ -40,7 +39,7 @@ def search_activities(engine, embedder: Embedder, settings: Settings | None = No
 
     if settings is None:
         return SearchActivities(engine, embedder)
-    options = RankingOptions(candidates=settings.rag_candidates, vector_weight=settings.rag_vector_weight,
+    options = RankingOptions(fusion=settings.rag_fusion, candidates=settings.rag_candidates, vector_weight=settings.rag_vector_weight,
                              text_weight=settings.rag_text_weight, per_document=settings.rag_per_document,
                              mmr_lambda=settings.rag_mmr_lambda)
     reranker = None

@@ -59,6 +59,19 @@ def rules_scan(text: str) -> Verdict:
     return scan_text(text, source="document")
 
 
+def count_terms(session: Session, version_id: int, sign: int) -> None:
+    """Add (+1) or take away (-1) a version's chunks in the term statistics that search's inverse document
+    frequency reads (`rag_terms`), in the caller's transaction: only the versions search answers from count."""
+    stats = f"SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunks WHERE version_id = {int(version_id)}')"
+    session.execute(sa.text(f"""
+        INSERT INTO rag_terms (lexeme, chunks)
+        SELECT lexeme, n FROM (SELECT word AS lexeme, :sign * ndoc AS n FROM ({stats}) st
+                               UNION ALL SELECT '', :sign * count(*) FROM chunks WHERE version_id = :v) terms
+        ORDER BY lexeme  -- one lock order for every transaction: no deadlocks between concurrent commits
+        ON CONFLICT (lexeme) DO UPDATE SET chunks = greatest(rag_terms.chunks + excluded.chunks, 0)"""),
+                    {"sign": sign, "v": version_id})
+
+
 class IngestActivities:
     def __init__(self, engine: sa.Engine, uploads: Uploads, embedder: Embedder, gate: LockdownGate,
                  max_chars: int = MAX_CHARS, scan: ScanDocument | None = None, flag_at: str = FLAG_AT) -> None:
@@ -171,10 +184,13 @@ class IngestActivities:
                                        type="IncompleteIngestion", non_retryable=True)
             older = sa.select(DocumentVersionRow.id).where(DocumentVersionRow.document_id == doc.id,
                                                            DocumentVersionRow.version < row.version)
+            if current is not None:
+                count_terms(s, current.id, -1)
             removed = s.execute(sa.delete(ChunkRow).where(ChunkRow.document_id == doc.id,
                                                           ChunkRow.version_id.in_(older))).rowcount
             if current is not None:
                 current.status = "superseded"
+            count_terms(s, row.id, +1)
             doc.current_version_id, doc.updated_at = row.id, sa.func.now()
             row.status, row.error = "indexed", None
             path, version, sha = doc.path, row.version, row.sha256
@@ -212,6 +228,8 @@ class IngestActivities:
                 return 0
             older = sa.select(DocumentVersionRow.id).where(DocumentVersionRow.document_id == doc.id,
                                                            DocumentVersionRow.version < inp.version)
+            if current is not None:
+                count_terms(s, current.id, -1)
             removed = s.execute(sa.delete(ChunkRow).where(ChunkRow.document_id == doc.id,
                                                           ChunkRow.version_id.in_(older))).rowcount
             if current is not None:

@@ -1,7 +1,7 @@
 """Hybrid search over the chunks of every document's current version, and retrieval for requests.
 
 One SQL round trip per query: the nearest vectors (HNSW, cosine) and the best full-text matches (`tsvector` with
-a GIN index; the query's words OR-ed, ranked by `ts_rank`) are fused by weighted reciprocal rank fusion in the
+a GIN index; the query's rarer words OR-ed, ranked by the inverse document frequency of the words matched) are fused by weighted reciprocal rank fusion in the
 database, which returns the fused candidates with their embeddings; then maximal marginal relevance and a cap of
 passages per document choose the k shown (domain/ranking.py). An optional reranker scores the candidates first.
 
@@ -32,12 +32,13 @@ from domain.rag import (
     retrieved,
 )
 
-# The query's words, OR-ed: plainto_tsquery ANDs them (a question rarely has all its words in one passage).
-_TSQUERY = "replace(plainto_tsquery('english', :text)::text, ' & ', ' | ')::tsquery"
-
 # Each leg over-fetches, then keeps the chunks of current versions (staged chunks of an ingestion in progress
 # are skipped). ef_search is the HNSW candidate list: larger = better recall, slower.
-_SEARCH = sa.text(f"""
+# The full-text leg scores like BM25 without term frequency: the sum of the inverse document frequencies
+# (rag_terms) of the query's words a chunk holds, from each word's GIN posting list (no tsvector is read back).
+# Only the query's `max_terms` rarest words are looked up, and words in more than `max_df` of all chunks are not
+# (they say little and match most chunks); each word's postings are read up to `text_scan_limit`.
+_SEARCH = sa.text("""
 WITH nn AS MATERIALIZED (
     SELECT id, version_id, embedding <=> CAST(:q AS vector) AS distance
     FROM chunks ORDER BY embedding <=> CAST(:q AS vector) LIMIT :fetch_vector
@@ -46,12 +47,23 @@ vec AS (
     SELECT nn.id, nn.distance, row_number() OVER (ORDER BY nn.distance, nn.id) AS r
     FROM nn JOIN documents d ON d.current_version_id = nn.version_id
 ),
-matches AS MATERIALIZED (
-    SELECT id, version_id, tsv FROM chunks WHERE tsv @@ {_TSQUERY} LIMIT :scan_limit
+terms AS MATERIALIZED (
+    SELECT s.lexeme, ln(1 + (n.chunks - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
+           quote_literal(s.lexeme)::tsquery AS tq
+    FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :text))) AS lexeme) w
+    JOIN rag_terms s ON s.lexeme = w.lexeme AND s.lexeme <> ''
+    CROSS JOIN (SELECT greatest(chunks, 1) AS chunks FROM rag_terms WHERE lexeme = '') n
+    WHERE :fetch_text > 0 AND s.chunks > 0 AND s.chunks <= :max_df * n.chunks
+    ORDER BY idf DESC, s.lexeme LIMIT :max_terms
+),
+postings AS MATERIALIZED (
+    SELECT p.id, p.version_id, t.idf FROM terms t
+    CROSS JOIN LATERAL (SELECT id, version_id FROM chunks WHERE tsv @@ t.tq LIMIT :scan_limit) p
 ),
 txt AS (
-    SELECT m.id, row_number() OVER (ORDER BY ts_rank(m.tsv, {_TSQUERY}, 1) DESC, m.id) AS r
-    FROM matches m JOIN documents d ON d.current_version_id = m.version_id
+    SELECT p.id, sum(p.idf) AS score, row_number() OVER (ORDER BY sum(p.idf) DESC, p.id) AS r
+    FROM postings p JOIN documents d ON d.current_version_id = p.version_id
+    GROUP BY p.id
 ),
 fused AS (
     SELECT id, sum(score) AS score FROM (
@@ -61,6 +73,7 @@ fused AS (
     ) legs GROUP BY id
 )
 SELECT f.id, f.score, vec.r AS vector_rank, txt.r AS text_rank,
+       coalesce(txt.score / nullif((SELECT sum(idf) FROM terms), 0), 0) AS text_score,
        1 - (c.embedding <=> CAST(:q AS vector)) AS similarity,
        c.sha256, c.text, c.position, c.start_line, c.end_line, c.section, c.page, c.flagged, c.finding,
        c.document_id, vector_send(c.embedding) AS embedding, d.path, v.version, v.sha256 AS version_sha256
@@ -97,16 +110,26 @@ class SearchActivities:
         fetch_text = 0 if mode == "vector" else fetch
         params = {"q": vector_literal(vector), "text": text if fetch_text else "", "fetch_vector": fetch_vector,
                   "fetch_text": fetch_text, "scan_limit": o.text_scan_limit if fetch_text else 0,
-                  "rrf_k": o.rrf_k, "vector_weight": o.vector_weight, "text_weight": o.text_weight}
+                  "rrf_k": o.rrf_k, "vector_weight": o.vector_weight, "text_weight": o.text_weight,
+                  "max_terms": o.max_terms, "max_df": o.max_df}
         with self.engine.begin() as conn:
             conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, fetch)}"))
             return conn.execute(_SEARCH, params).all()
+
+    def relevance(self, rows: list, mode: SearchMode) -> list[float]:
+        """rrf: the fused reciprocal-rank score; linear: cosine similarity + text_weight x the share of the query's
+        word weight (IDF) the chunk matched (both legs' candidates are scored on both)."""
+        o = self.options
+        if o.fusion == "rrf" or mode != "hybrid":
+            return [float(r.score) if mode == "hybrid" else
+                    (float(r.similarity) if mode == "vector" else float(r.text_score)) for r in rows]
+        return [o.vector_weight * float(r.similarity) + o.text_weight * float(r.text_score) for r in rows]
 
     def rank(self, query: str, vector: Sequence[float], k: int, mode: SearchMode = "hybrid",
              per_document: int | None = None, include_flagged: bool = True) -> tuple[list[SearchHit], int]:
         """The k hits shown, and how many flagged chunks would have been among them but were left out."""
         rows = self.candidates(vector, query, mode)
-        relevance = [float(r.score) for r in rows]
+        relevance = self.relevance(rows, mode)
         if self.reranker is not None and rows:
             relevance = _positive(self.reranker.scores(query, [r.text for r in rows]))
         cap = per_document or self.options.per_document

@@ -1,9 +1,10 @@
 """Hybrid search and flagged chunks: a full-text `tsvector` beside the embedding (generated from the section path,
-the section's lead sentence and the text, weighted in that order, with a GIN index), the lead itself, and the
-guardrails' finding on a chunk (`flagged` + `finding`: rules, risk and evidence).
+the section's lead sentence and the text, weighted in that order, with a GIN index), the lead itself, term
+statistics for the inverse document frequency of query words (`rag_terms`), and the guardrails' finding on a chunk
+(`flagged` + `finding`: rules, risk and evidence).
 
 Upgrading a database that already holds chunks backfills all of it: PostgreSQL computes the generated column for
-every row, and the chunks already indexed are scanned here with the rules (`domain.guardrails.scan_text` as a
+every row, the term statistics are counted from it, and the chunks already indexed are scanned here with the rules (`domain.guardrails.scan_text` as a
 document), so instructions hidden in documents indexed before this revision are flagged too.
 
 Revision ID: 0005_hybrid_search
@@ -36,6 +37,14 @@ def upgrade() -> None:
     op.add_column("chunks", sa.Column("flagged", sa.Boolean, nullable=False, server_default=sa.false()))
     op.add_column("chunks", sa.Column("finding", JSONB))
     op.create_index("ix_chunks_flagged", "chunks", ["document_id"], postgresql_where=sa.text("flagged"))
+    # Term statistics of the searchable chunks (current versions): in how many chunks each lexeme occurs, for the
+    # full-text leg's inverse document frequency; the row with lexeme '' holds the number of chunks.
+    op.create_table("rag_terms", sa.Column("lexeme", sa.Text, primary_key=True),
+                    sa.Column("chunks", sa.BigInteger, nullable=False))
+    op.execute("INSERT INTO rag_terms (lexeme, chunks) SELECT word, ndoc FROM ts_stat('SELECT c.tsv FROM chunks c "
+               "JOIN documents d ON d.current_version_id = c.version_id')")
+    op.execute("INSERT INTO rag_terms (lexeme, chunks) SELECT '', count(*) FROM chunks c "
+               "JOIN documents d ON d.current_version_id = c.version_id")
     _flag_existing()
 
 
@@ -60,6 +69,7 @@ def _flag_existing() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("rag_terms")
     op.drop_index("ix_chunks_flagged", table_name="chunks")
     op.drop_column("chunks", "finding")
     op.drop_column("chunks", "flagged")
