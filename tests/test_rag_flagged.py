@@ -87,4 +87,5 @@ async def test_flagged_chunks_stay_out_of_request_context_unless_the_operator_al
     settings.rag_allow_flagged = True
     allowed = search_activities(engine, embedder, settings).retrieve(request)
     assert not any(h.flagged for h in strict.chunks) and strict.withheld >= 1 and "evil.example" not in strict.context
-    assert any(h.flagged and h.source == path for h in allowed.chunks) and allowed.withheld == 0
+    # (the same text indexed by another test is a near-duplicate: the newest copy is shown)
+    assert any(h.flagged and "evil.example" in h.text for h in allowed.chunks) and allowed.withheld == 0

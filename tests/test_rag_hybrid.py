@@ -39,14 +39,21 @@ async def test_full_text_finds_an_exact_code_and_fusion_keeps_it_first(client, s
     assert hybrid[0].section == "Fault codes > Sensor faults" and hybrid[0].source == f"uploads/{folder}/faults.md"
 
 
-def _bread(i: int) -> str:
-    return (f"Step {i} of the sourdough method: feed the levain, fold the dough every half hour, and let the "
-            f"loaf rise slowly in a cool kitchen before baking it in a very hot covered pot (note {i}).")
+STEPS = [
+    "Feed the sourdough levain with equal weights of flour and water the night before baking.",
+    "Mix the sourdough flour and water and leave them to rest for an hour so the gluten starts forming.",
+    "Add the ripe levain and salt to the sourdough and squeeze them through with wet hands.",
+    "Fold the sourdough every half hour for the first two hours of bulk fermentation.",
+    "Shape the sourdough into a tight round loaf and dust the banneton generously with rice flour.",
+    "Retard the shaped sourdough in the fridge overnight to deepen its sour flavour.",
+    "Preheat a cast iron pot for the sourdough for forty five minutes at the hottest oven setting.",
+    "Score the sourdough loaf with a razor, bake it covered, then uncover it so the crust darkens.",
+]
 
 
 async def test_one_long_document_does_not_fill_the_results(client, settings, run_worker, scripted_pool, embedder,
                                                            uploads, folder, engine):  # noqa: F811
-    long = "# Sourdough handbook\n\n" + "\n\n".join(_bread(i) + " " + "x" * 900 for i in range(8))
+    long = "# Sourdough handbook\n\n" + "\n\n".join(f"Step {i}. " + " ".join([step] * 6) for i, step in enumerate(STEPS))
     short = "# Baking notes\n\nA sourdough loaf needs a lively levain, patient folding and a hot covered pot.\n"
     async with run_worker(scripted_pool(), embedder=embedder):
         _, r = await upload_and_wait(client, settings, uploads, f"{folder}/handbook.md", long)
@@ -74,10 +81,11 @@ async def test_mmr_keeps_a_near_duplicate_from_taking_a_place(client, settings, 
     query = "why did the glaze on my stoneware mugs go wrong"
     vector = embedder.encode([query])[0].tolist()
     mine = lambda hits: [h.source.rsplit("/", 1)[-1] for h in hits if f"/{folder}/" in h.source]  # noqa: E731
-    plain, _ = SearchActivities(engine, embedder, options=RankingOptions(mmr_lambda=1.0)).rank(query, vector, 2)
+    plain = RankingOptions(mmr_lambda=1.0, duplicate_similarity=2.0)
+    plain, _ = SearchActivities(engine, embedder, options=plain).rank(query, vector, 2)
     diverse, _ = SearchActivities(engine, embedder).rank(query, vector, 2)
     assert sorted(mine(plain)) == ["a.md", "b.md"]  # relevance alone: the twins
-    assert "c.md" in mine(diverse) and len(mine(diverse)) == 2  # MMR: one twin and the other passage
+    assert "c.md" in mine(diverse) and len(mine(diverse)) == 2  # one twin and the other passage
 
 
 def test_diversify_caps_documents_and_skips_duplicates() -> None:
@@ -87,6 +95,10 @@ def test_diversify_caps_documents_and_skips_duplicates() -> None:
     assert diversify([1.0, 0.99, 0.9, 0.8], dup, ["a", "b", "c", "d"], k=2, per_document=2, mmr_lambda=1.0) == [0, 1]
     assert diversify([1.0, 0.9, 0.8, 0.7], v, ["a", "a", "a", "b"], k=3, per_document=2, mmr_lambda=1.0) == [0, 1, 3]
     assert diversify([], None, [], k=3, per_document=1, mmr_lambda=0.5) == []
+    near = np.vstack([v[0], v[0] * 0.99 + v[1] * 0.14, v[2]])
+    near /= np.linalg.norm(near, axis=1, keepdims=True)
+    assert diversify([1.0, 0.99, 0.5], near, ["a", "b", "c"], k=2, per_document=2, mmr_lambda=1.0,
+                     duplicate=0.95) == [0, 2]
 
 
 def test_chunks_carry_their_section_path_and_lead() -> None:

@@ -36,15 +36,15 @@ from domain.rag import (
 # are skipped). ef_search is the HNSW candidate list: larger = better recall, slower.
 # The full-text leg scores like BM25 without term frequency: the sum of the inverse document frequencies
 # (rag_terms) of the query's words a chunk holds, from each word's GIN posting list (no tsvector is read back).
-# Only the query's `max_terms` rarest words are looked up, and words in more than `max_df` of all chunks are not
-# (they say little and match most chunks); each word's postings are read up to `text_scan_limit`.
+# Only the query's `max_terms` rarest words are looked up, and words in more than `max_df` of all chunks (and more
+# than 100) are not (they say little and match most chunks); each word's postings are read up to `text_scan_limit`.
 _SEARCH = sa.text("""
 WITH nn AS MATERIALIZED (
     SELECT id, version_id, embedding <=> CAST(:q AS vector) AS distance
     FROM chunks ORDER BY embedding <=> CAST(:q AS vector) LIMIT :fetch_vector
 ),
 vec AS (
-    SELECT nn.id, nn.distance, row_number() OVER (ORDER BY nn.distance, nn.id) AS r
+    SELECT nn.id, nn.distance, row_number() OVER (ORDER BY nn.distance, nn.id DESC) AS r
     FROM nn JOIN documents d ON d.current_version_id = nn.version_id
 ),
 terms AS MATERIALIZED (
@@ -53,7 +53,7 @@ terms AS MATERIALIZED (
     FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :text))) AS lexeme) w
     JOIN rag_terms s ON s.lexeme = w.lexeme AND s.lexeme <> ''
     CROSS JOIN (SELECT greatest(chunks, 1) AS chunks FROM rag_terms WHERE lexeme = '') n
-    WHERE :fetch_text > 0 AND s.chunks > 0 AND s.chunks <= :max_df * n.chunks
+    WHERE :fetch_text > 0 AND s.chunks > 0 AND s.chunks <= greatest(:max_df * n.chunks, 100)
     ORDER BY idf DESC, s.lexeme LIMIT :max_terms
 ),
 postings AS MATERIALIZED (
@@ -61,7 +61,7 @@ postings AS MATERIALIZED (
     CROSS JOIN LATERAL (SELECT id, version_id FROM chunks WHERE tsv @@ t.tq LIMIT :scan_limit) p
 ),
 txt AS (
-    SELECT p.id, sum(p.idf) AS score, row_number() OVER (ORDER BY sum(p.idf) DESC, p.id) AS r
+    SELECT p.id, sum(p.idf) AS score, row_number() OVER (ORDER BY sum(p.idf) DESC, p.id DESC) AS r
     FROM postings p JOIN documents d ON d.current_version_id = p.version_id
     GROUP BY p.id
 ),
@@ -83,7 +83,7 @@ JOIN documents d ON d.current_version_id = c.version_id
 JOIN document_versions v ON v.id = c.version_id
 LEFT JOIN vec ON vec.id = f.id
 LEFT JOIN txt ON txt.id = f.id
-ORDER BY f.score DESC, f.id
+ORDER BY f.score DESC, f.id DESC  -- ties (copies of one text): the newest first
 """)
 
 
@@ -138,7 +138,7 @@ class SearchActivities:
         def choose(keep: list[int]) -> list[int]:
             sub = vectors[keep] if vectors is not None else None
             picked = diversify([relevance[i] for i in keep], sub, [rows[i].document_id for i in keep], k, cap,
-                               self.options.mmr_lambda)
+                               self.options.mmr_lambda, self.options.duplicate_similarity)
             return [keep[i] for i in picked]
 
         everything = list(range(len(rows)))
