@@ -7,7 +7,7 @@
 
 from domain.guardrails.scan import scan_command, scan_text
 from domain.guardrails.semantic import SemanticRequest, SemanticResult, combine
-from domain.guardrails.shell_rules import RULES as COMMAND_RULES
+from domain.guardrails.shell import RULES as COMMAND_RULES
 from domain.guardrails.text_rules import RULES as TEXT_RULES
 from domain.guardrails.verdict import BLOCK_AT, Risk, RuleHit, Source, Verdict, make_verdict
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 from domain.guardrails import normalize as norm
-from domain.guardrails.shell import parse
-from domain.guardrails.shell_rules import analyze
+from domain.guardrails.shell import analyze, parse
+
 from domain.guardrails.text_rules import TRIGGER, scan_text_rules
 from domain.guardrails.verdict import RuleHit, Risk, Source, Verdict, make_verdict
 
