@@ -247,7 +247,7 @@ def scan_text_rules(text: str, source: str) -> list[RuleHit]:
                                   r"explain)\b[^.\n?]{0,60}$", text[max(0, m.start() - 80):m.start()], re.I)):
                 risk = Risk.LOW
                 snippet += " (quoted or asked about, not an instruction)"
-            hits.append(RuleHit(rule=rule, risk=risk, detail=snippet))
+            hits.append(RuleHit(rule=rule, risk=risk, detail=snippet, span=m.span(), evidence=m.group(0)[:200]))
             break
     for pat, risk in _TEMPLATE_C:
         m = pat.search(text)
@@ -260,7 +260,8 @@ def scan_text_rules(text: str, source: str) -> list[RuleHit]:
                     _TOKEN_META.search(text[max(0, m.start() - 200):m.end() + 200]) and "\n" not in text[m.end():m.end() + 2]
                     and not re.match(r"\s*(?:system|user|assistant|<<|\w+:)", follows)):
                 r = Risk.LOW
-            hits.append(RuleHit(rule="chat_template_token", risk=r, detail=m.group(0)[:80]))
+            hits.append(RuleHit(rule="chat_template_token", risk=r, detail=m.group(0)[:80], span=m.span(),
+                                evidence=m.group(0)[:200]))
             break
     return hits
 

@@ -173,10 +173,16 @@ class Analyzer:
     def run(self) -> list[RuleHit]:
         assigns = list(self.parsed.assignments)
         for cmd in self.parsed.commands:
+            before = len(self.hits)
             argv, wrappers = unwrap(cmd.argv, assigns)
             self.names.add(_name(argv[0]) if argv else "")
             self.command(cmd, argv, wrappers)
             self.redirects(cmd, argv)
+            if cmd.span is not None and self.depth == 0:  # evidence: the command (and what pipes into it)
+                start = min([cmd.span[0]] + [u.span[0] for u in cmd.upstream() if u.span is not None])
+                for i in range(before, len(self.hits)):
+                    if self.hits[i].span is None:
+                        self.hits[i] = self.hits[i].model_copy(update={"span": (start, cmd.span[1])})
         self.assignments(assigns)
         self.whole_line()
         return self.hits
