@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from domain.guardrails import normalize as norm  # noqa: E402
 from domain.guardrails import scan_command, scan_text  # noqa: E402
-from domain.guardrails.learned import combine_learned  # noqa: E402
+from domain.guardrails.learned import calibrated, combine_learned, risk_of  # noqa: E402
 
 CORPUS = ROOT / "tests" / "guard_corpus"
 FILES = {"command": "commands.jsonl", "prompt": "prompts.jsonl"}
@@ -164,11 +164,14 @@ def main() -> None:
                                     label + "/rules", [",".join(v.rules) for v in verdicts])}
             if guard is not None and kind in guard.learned_kinds():
                 learned, combined = [], []
+                head = guard.learned_heads.heads[kind][0]
                 for r, v in zip(rows, verdicts):
                     t0 = time.perf_counter()
                     alone = guard.learned(r["text"], kind)
-                    learned_ms.append((time.perf_counter() - t0) * 1000) if split == "test" else None
-                    with_rules = guard.learned(r["text"], kind, v.risk) if v.risk.value != "none" else alone
+                    if split == "test":
+                        learned_ms.append((time.perf_counter() - t0) * 1000)
+                    p = calibrated(head, alone.logit, v.risk)  # the same logit, calibrated with the rules' risk
+                    with_rules = alone.model_copy(update={"probability": p, "risk": risk_of(head, p)})
                     learned.append(alone.risk.value == "high")
                     combined.append(combine_learned(v, with_rules).verdict == "block")
                 res["learned"] = figures(rows, learned, args.verbose and split == "test", label + "/learned")
