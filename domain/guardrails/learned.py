@@ -26,18 +26,6 @@ WINDOW_CHARS = 600
 MAX_WINDOWS = 6
 RULE_LEVELS = ("none", "low", "medium")  # rule risks the combiner sees; high and critical already block
 
-_LEET = str.maketrans({"4": "a", "@": "a", "3": "e", "1": "i", "!": "i", "0": "o", "5": "s", "$": "s", "7": "t",
-                       "|": "l"})
-_LEETY = re.compile(r"[a-z][013457@$!][a-z]|[013457][a-z]{2}", re.I)
-_SPACED = re.compile(r"(?:\b\w[ .\-_*]){6,}\w\b")
-_COMMON = re.compile(r"\b(?:the|and|you|your|all|to|of|is|ignore|instructions|previous|system|prompt|rules|"
-                     r"print|reveal|now|me|a|in|for|this|that|with)\b", re.I)
-
-
-def _common_words(s: str) -> int:
-    return len(_COMMON.findall(s))
-
-
 def views(text: str) -> list[str]:
     """The texts the head scores for `text` (first: the normalised text). Pure and deterministic."""
     n = norm.normalize(text).text
@@ -58,18 +46,11 @@ def views(text: str) -> list[str]:
         if buf and len(out) <= MAX_WINDOWS:
             out.append(buf)
     head = out[0]
-    if _LEETY.search(head):
-        out.append(head.translate(_LEET))
-    if _SPACED.search(head):
-        out.append(_SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group(0)), head))
-        out.append(re.sub(r"(?<=\w)[.\-_*](?=\w)|(?<=\b\w) (?=\w\b)", "", head).replace("  ", " "))
-    rev = head[::-1]
-    if _common_words(rev) > _common_words(head) + 1:
-        out.append(rev)
+    out += [t for _how, t in norm.deobfuscated(head)]
     for _enc, decoded in norm.decoded_payloads(n[:norm.MAX_DECODE_INPUT])[:3]:
         out.append(norm.normalize(decoded).text[:WINDOW_CHARS])
     rot = norm.rot13(head)
-    if _common_words(rot) > _common_words(head) + 2:
+    if norm.common_words(rot) > norm.common_words(head) + 2:
         out.append(rot)
     seen: list[str] = []
     for v in out:

@@ -138,6 +138,12 @@ def scan_text(text: str, source: Source = "user") -> Verdict:
         for offset, piece in pieces:
             hits += _shift(scan_text_rules(piece, source), offset, n.text)
             hits += _decoded_hits(piece, 0, "text", source)
+            for how, plain in norm.deobfuscated(piece[:MAX_WHOLE]):
+                for h in scan_text_rules(plain, source):
+                    if h.risk >= Risk.HIGH:
+                        hits.append(RuleHit(rule="encoded_payload", risk=h.risk, detail=f"{how} hides {h.rule}: "
+                                                                                        f"{h.detail[:60]!r}",
+                                            evidence=plain[:200]))
             rot = norm.rot13(piece[:MAX_WHOLE])
             for h in scan_text_rules(rot, source) if rot != piece else []:
                 if h.risk >= Risk.HIGH and h.detail[:40] not in piece:
