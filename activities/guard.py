@@ -153,6 +153,24 @@ class GuardActivities:
         return LearnedResult(kind=head.kind, logit=round(float(logits[best]), 4), probability=round(p, 4),
                              risk=risk_of(head, p), view=best, evidence=vs[best][:200], model=model_id)
 
+    def learned_many(self, texts: list[str], kind: str) -> list[LearnedResult | None]:
+        """learned() for many texts, embedded in batches (rule risk none)."""
+        if self.learned_heads is None or kind not in self.learned_heads.heads:
+            return [None] * len(texts)
+        head, weights, model_id = self.learned_heads.heads[kind]
+        all_views = [views(t) for t in texts]
+        flat = [v for vs in all_views for v in vs]
+        logits = self.embedder.encode(flat, batch_size=128) @ weights + head.bias
+        out, i = [], 0
+        for vs in all_views:
+            part = logits[i:i + len(vs)]
+            i += len(vs)
+            best = int(part.argmax())
+            p = calibrated(head, float(part[best]), Risk.NONE)
+            out.append(LearnedResult(kind=head.kind, logit=round(float(part[best]), 4), probability=round(p, 4),
+                                     risk=risk_of(head, p), view=best, evidence=vs[best][:200], model=model_id))
+        return out
+
     @activity.defn(name="guard.semantic")
     def semantic(self, req: SemanticRequest) -> SemanticResult:
         margin, nearest, label = self.score(req.text, req.kind)

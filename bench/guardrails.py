@@ -12,7 +12,7 @@ Prints misses and false positives with --verbose to stderr, and one JSON object 
          learned p50/p99 ms per text (and the ratio to embedding one short sentence), a 1 MB scan in ms
   comparators: {nanoguard, guardify: figures on the test prompts, or "skipped: <why>"}
 
-Usage: python bench/guardrails.py [--rules-only] [--no-comparators] [--verbose] [--limit N]
+Usage: python bench/guardrails.py [--rules-only] [--no-comparators] [--verbose [--show dev|train|test]] [--limit N]
 """
 
 from __future__ import annotations
@@ -140,7 +140,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rules-only", action="store_true", help="skip the learned layer (no torch)")
     ap.add_argument("--no-comparators", action="store_true")
-    ap.add_argument("--verbose", "-v", action="store_true")
+    ap.add_argument("--verbose", "-v", action="store_true", help="print misses and false positives of one split")
+    ap.add_argument("--show", default="dev", choices=("test", "train", "dev"),
+                    help="which split --verbose prints (default dev: tune on dev, never on test)")
     ap.add_argument("--limit", type=int, default=None, help="rows per split and kind (quick runs)")
     args = ap.parse_args()
     check_frozen()
@@ -160,22 +162,26 @@ def main() -> None:
             rows = load(split, kind, args.limit)
             verdicts = [rules(r, kind) for r in rows]
             label = f"{split}/{kind}"
-            res = {"rules": figures(rows, [v.verdict == "block" for v in verdicts], args.verbose and split == "test",
+            res = {"rules": figures(rows, [v.verdict == "block" for v in verdicts], args.verbose and split == args.show,
                                     label + "/rules", [",".join(v.rules) for v in verdicts])}
             if guard is not None and kind in guard.learned_kinds():
                 learned, combined = [], []
                 head = guard.learned_heads.heads[kind][0]
-                for r, v in zip(rows, verdicts):
-                    t0 = time.perf_counter()
-                    alone = guard.learned(r["text"], kind)
-                    if split == "test":
+                if split == "test":  # one text at a time, as the scanner sees them: this is the latency figure
+                    results = []
+                    for r in rows:
+                        t0 = time.perf_counter()
+                        results.append(guard.learned(r["text"], kind))
                         learned_ms.append((time.perf_counter() - t0) * 1000)
+                else:
+                    results = guard.learned_many([r["text"] for r in rows], kind)
+                for alone, v in zip(results, verdicts):
                     p = calibrated(head, alone.logit, v.risk)  # the same logit, calibrated with the rules' risk
                     with_rules = alone.model_copy(update={"probability": p, "risk": risk_of(head, p)})
                     learned.append(alone.risk.value == "high")
                     combined.append(combine_learned(v, with_rules).verdict == "block")
-                res["learned"] = figures(rows, learned, args.verbose and split == "test", label + "/learned")
-                res["combined"] = figures(rows, combined, args.verbose and split == "test", label + "/combined")
+                res["learned"] = figures(rows, learned, args.verbose and split == args.show, label + "/learned")
+                res["combined"] = figures(rows, combined, args.verbose and split == args.show, label + "/combined")
             out[split][kind + "s"] = res
     speed = speed_rules([(k, load("test", k, args.limit)) for k in ("command", "prompt")])
     if guard is not None and learned_ms:
@@ -191,7 +197,7 @@ def main() -> None:
         speed["learned_on_by_default"] = speed["learned_p50_ms"] <= 15.0
     out["speed"] = speed
     if not args.no_comparators:
-        out["comparators"] = comparators(load("test", "prompt", args.limit), args.verbose)
+        out["comparators"] = comparators(load("test", "prompt", args.limit), args.verbose and args.show == "test")
     print(json.dumps(out))
 
 
