@@ -249,7 +249,8 @@ class Analyzer:
         for r_op, target in cmd.redirects:
             if r_op == "<<<":
                 self.nested(target) if lang == "shell" else self.code(target, lang)
-        up = cmd.upstream()
+        up = [Cmd(argv=unwrap(list(u.argv), [])[0], redirects=u.redirects, heredoc=u.heredoc, pipe_from=u.pipe_from)
+              for u in cmd.upstream()]  # `sudo curl ..`, `nohup wget ..` upstream: judge the program, not the wrapper
         names = [_name(u.argv[0]) if u.argv else "" for u in up]
         if any(n in DOWNLOADERS for n in names):
             self.add("remote_code_exec", Risk.HIGH, f"pipes a download into {_name(argv[0])}")

@@ -21,6 +21,13 @@ _BROAD_KINDS = re.compile(r"^(?:ns|namespaces?|nodes?|no|pv|persistentvolumes?|c
                           r"clusterroles?|clusterrolebindings?|projects?|clusters?|storageclass(?:es)?)$")
 
 
+# Everyday deletes of one small thing (a queue message, a tag, one object, a policy version) are not destruction.
+_ROUTINE_AWS = re.compile(r"^(?:delete|remove)-(?:message\w*|tags?|object|marker|alias|notification\w*|lifecycle\w*|"
+                          r"policy-version|login-profile|retention-policy|metric-filter|subscription-filter|"
+                          r"(?:image|layer|attachment)s?|scheduled-action|alarms?|dashboards?|parameter|"
+                          r"resource-policy|permission|targets|rule)$")
+
+
 def _positional(argv: list[str]) -> list[str]:
     out, skip = [], False
     for a in argv[1:]:
@@ -47,7 +54,7 @@ def aws(an: Analyzer, cmd: Cmd, argv: list[str]) -> None:
             an.add(CLOUD_DESTROY, Risk.HIGH, f"aws s3 {verb} {' '.join(pos[2:3])} removes a bucket's contents")
         elif verb == "sync" and "--delete" in argv:
             an.add(CLOUD_DESTROY, Risk.MEDIUM, "aws s3 sync --delete removes files at the destination")
-    elif re.match(r"^(?:delete|terminate|purge|deregister|remove|disable)-", verb):
+    elif re.match(r"^(?:delete|terminate|purge|deregister|remove|disable)-", verb) and not _ROUTINE_AWS.match(verb):
         an.add(CLOUD_DESTROY, Risk.HIGH, f"aws {service} {verb}")
 
 

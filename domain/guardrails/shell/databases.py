@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from domain.guardrails.shell.analyzer import Analyzer, _name
+from domain.guardrails.shell.analyzer import Analyzer, _name, unwrap
 from domain.guardrails.shell.parser import Cmd
 from domain.guardrails.shell.registry import handles, rule
 from domain.guardrails.verdict import Risk
@@ -49,7 +49,16 @@ def statements(cmd: Cmd, argv: list[str]) -> list[str]:
             out.append(a.split("=", 1)[1])
         elif re.fullmatch(r"-[ce].+", a) and name in ("psql", "mysql", "mariadb"):
             out.append(a[2:])
-    positional = [a for a in args if not a.startswith("-")]
+    positional, skip = [], False
+    for a in args:  # options that take a value (-h host, -p port, -u user, -d db...) are not statements
+        if skip:
+            skip = False
+        elif a in ("-h", "-p", "-a", "-n", "-u", "--user", "--pass", "-d", "--host", "--port", "-U", "-P", "--db",
+                   "--tls", "--cacert", "--cert", "--key", "-s", "--sni", "-c", "-e", "--eval", "--command",
+                   "--execute", "--query", "-q", "-Q", "--cmd"):
+            skip = True
+        elif not a.startswith("-"):
+            positional.append(a)
     if name in ("sqlite3", "sqlite", "duckdb") and len(positional) >= 2:
         out.append(" ".join(positional[1:]))
     if name in ("redis-cli", "valkey-cli", "keydb-cli") and positional:
@@ -58,9 +67,10 @@ def statements(cmd: Cmd, argv: list[str]) -> list[str]:
         out.append(cmd.heredoc)
     out += [t for op, t in cmd.redirects if op == "<<<"]
     for u in cmd.upstream():
-        if u.argv and _name(u.argv[0]) in ("echo", "printf", "cat") and not (_name(u.argv[0]) == "cat" and
-                                                                              not u.heredoc):
-            out.append(u.heredoc or " ".join(u.argv[1:]))
+        words = unwrap(list(u.argv), [])[0]
+        if words and _name(words[0]) in ("echo", "printf", "cat") and not (_name(words[0]) == "cat" and
+                                                                            not u.heredoc):
+            out.append(u.heredoc or " ".join(words[1:]))
     return out
 
 
