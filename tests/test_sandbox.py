@@ -16,6 +16,7 @@ from domain.lockdown import Trigger
 from domain.sandbox import Limits, Origin, ReviewDecision, SandboxSpec
 from hybrid_llm import lockdown_client, sandbox_client
 from hybrid_llm.sandbox_worker import sandbox_dir
+from tests.helpers import TEST_APPROVER
 from tests.processes import acli, start_worker, wait_for_poller
 
 APPROVE = ReviewDecision(approve=True, by="pytest", principal=TEST_APPROVER)
@@ -81,7 +82,6 @@ print(open("/proc/net/dev").read().splitlines()[-1].split(":")[0].strip())
 # Every process forks again and again (the classic shell one-liner is stopped earlier, by the guardrails).
 FORK_BOMB = """
 import os, time
-from tests.helpers import TEST_APPROVER
 me = os.getpid()
 refused = 0
 for _ in range(200):
