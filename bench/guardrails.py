@@ -162,8 +162,9 @@ def main() -> None:
             rows = load(split, kind, args.limit)
             verdicts = [rules(r, kind) for r in rows]
             label = f"{split}/{kind}"
-            res = {"rules": figures(rows, [v.verdict == "block" for v in verdicts], args.verbose and split == args.show,
-                                    label + "/rules", [",".join(v.rules) for v in verdicts])}
+            shown = args.verbose and split == args.show
+            res = {"rules": figures(rows, [v.verdict == "block" for v in verdicts], shown, label + "/rules",
+                                    [",".join(v.rules) for v in verdicts])}
             if guard is not None and kind in guard.learned_kinds():
                 learned, combined = [], []
                 head = guard.learned_heads.heads[kind][0]
@@ -193,8 +194,10 @@ def main() -> None:
         speed["learned_p50_ms"] = round(statistics.median(learned_ms), 2)
         speed["learned_p99_ms"] = round(pct(learned_ms, 0.99), 2)
         speed["embed_one_sentence_p50_ms"] = round(statistics.median(one), 2)
-        speed["learned_p50_over_embed_one"] = round(statistics.median(learned_ms) / max(1e-9, statistics.median(one)), 2)
-        speed["learned_on_by_default"] = speed["learned_p50_ms"] <= 15.0
+        speed["learned_p50_over_embed_one"] = round(statistics.median(learned_ms) / max(1e-9, statistics.median(one)),
+                                                    2)
+        speed["learned_min_ms"] = round(min(learned_ms), 2)  # the uncontended cost on a shared, loaded machine
+        speed["learned_p50_within_15ms"] = speed["learned_p50_ms"] <= 15.0
     out["speed"] = speed
     if not args.no_comparators:
         out["comparators"] = comparators(load("test", "prompt", args.limit), args.verbose and args.show == "test")

@@ -12,5 +12,6 @@ from domain.guardrails.shell import RULES as COMMAND_RULES
 from domain.guardrails.text_rules import RULES as TEXT_RULES
 from domain.guardrails.verdict import BLOCK_AT, Risk, RuleHit, Source, Verdict, make_verdict
 
-__all__ = ["BLOCK_AT", "COMMAND_RULES", "Consequence", "consequence", "Risk", "RuleHit", "SemanticRequest", "SemanticResult", "Source",
+__all__ = ["BLOCK_AT", "COMMAND_RULES", "Consequence", "consequence",
+           "Risk", "RuleHit", "SemanticRequest", "SemanticResult", "Source",
            "TEXT_RULES", "Verdict", "combine", "make_verdict", "scan_command", "scan_text"]
