@@ -102,12 +102,16 @@ class RequestWorkflow(Pausable):
 
         context = await self._retrieve(request, tuning) if request.rag else None
         classification = classify(request.prompt, await self._similarity(request.prompt, tuning))
-        collaboration = needs_collaboration(classification) if request.model is None else None
+        # A key's model allowlist narrows the router's choice too (the API refuses an explicit model outside it).
+        allowlist = inp.principal.models if inp.principal is not None else None
+        collaboration = (needs_collaboration(classification)
+                         if request.model is None and allowlist is None else None)
         if collaboration is not None and workflow.patched("collaboration"):
             result = await self._collaborate(request, tuning, classification, collaboration, snapshot, started)
             if result is not None:
                 return result
-        excluded: dict[str, str] = {}
+        excluded: dict[str, str] = {} if allowlist is None else {
+            m.spec.id: "not in the caller's model allowlist" for m in snapshot.models if m.spec.id not in allowlist}
         decisions: list[RoutingDecision] = []
         attempts: list[Attempt] = []
         load_ms = 0.0
