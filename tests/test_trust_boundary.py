@@ -223,14 +223,18 @@ async def test_audit_names_who_asked_and_who_approved(client, settings, run_work
     assert (settings.root / "downloads" / "audited.txt").read_text() == "audited"
 
 
-async def _waiting_write(client, settings, tmp_path, requester, name: str):
-    from domain.permissions import Actor, Operation, PermissionRequest
-    from hybrid_llm import permission_client
-
+def _ask_for_every_write(settings, tmp_path) -> None:
+    """The worker's policy (set before the worker starts): a person decides every model write."""
     policy = tmp_path / "policy.toml"
     policy.write_text('[model]\nrules = []\n[model.unmatched]\nwrite = "ask"\n')
     settings.permissions_file = policy
     (settings.root / "downloads").mkdir(parents=True, exist_ok=True)
+
+
+async def _waiting_write(client, settings, requester, name: str):
+    from domain.permissions import Actor, Operation, PermissionRequest
+    from hybrid_llm import permission_client
+
     ask_write = PermissionRequest(actor=Actor.MODEL, operation=Operation.WRITE, model_id="echo",
                                   path=f"downloads/{name}", explanation="four eyes test")
     inp = permission_client.permission_input(settings, ask_write, "content").model_copy(
@@ -249,8 +253,9 @@ async def test_the_requester_cannot_approve_their_own_request(client, settings, 
     from hybrid_llm import permission_client
 
     both = Principal(id="alice", name="alice", roles=(AccessRole.USER, AccessRole.APPROVER))
+    _ask_for_every_write(settings, tmp_path)
     async with run_worker(scripted_pool()):
-        handle = await _waiting_write(client, settings, tmp_path, both, "self.txt")
+        handle = await _waiting_write(client, settings, both, "self.txt")
         with pytest.raises(permission_client.ApprovalForbidden, match="four eyes"):
             await permission_client.decide(client, handle.id, ApprovalVerdict(approve=True, by="alice",
                                                                                principal=both))
