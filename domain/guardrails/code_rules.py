@@ -89,6 +89,12 @@ def scan_code(code: str, lang: str, depth: int, scan_command: CommandScanner) ->
         hits.append(RuleHit(rule="reverse_shell", risk=Risk.CRITICAL if wired else Risk.MEDIUM,
                             detail=f"{where} connects a socket to a shell" if wired else
                             f"{where} opens a socket and starts a shell"))
+    if lang == "awk" and re.search(r"/inet6?/(?:tcp|udp)/", code):  # gawk's network special files
+        wired = "|&" in code and re.search(r"\|&\s*getline|getline[^;]*\|&", code) and re.search(
+            r"\bsystem\s*\(|\|\s*getline|\w+\s*\|&\s*getline|print\s*\|&", code)
+        hits.append(RuleHit(rule="reverse_shell", risk=Risk.CRITICAL if wired else Risk.HIGH,
+                            detail=f"{where} opens a network connection" + (" and runs what it reads" if wired
+                                                                             else "")))
     if _FORK.search(code):
         hits.append(RuleHit(rule="fork_bomb", risk=Risk.CRITICAL, detail=f"{where} forks in an endless loop"))
     if _REMOTE.search(code) and _EVAL.search(code):
@@ -119,6 +125,8 @@ def classify_write(p: str, where: str) -> list[RuleHit]:
         return []
     if p.startswith("/dev/tcp/") or p.startswith("/dev/udp/"):
         return []  # judged as a network redirect
+    if p in ("/proc/sysrq-trigger", "/proc/sys/kernel/sysrq"):
+        return [RuleHit(rule="power_state", risk=Risk.HIGH, detail=f"{where} writes to {p} (reboot, crash, kill all)")]
     if paths.is_block_device(p):
         return [RuleHit(rule="disk_wipe", risk=Risk.CRITICAL, detail=f"{where} writes to block device {p}")]
     if paths.is_platform(p):

@@ -21,6 +21,9 @@ MAX_COMMAND = 16_384
 
 _FORK_RE = re.compile(r"(\S+)\s*\(\s*\)\s*\{[^}]*\1\s*\|\s*\1\s*&[^}]*\}\s*;?\s*\1|"
                       r"\$0\s*&\s*\$0|(?:bash|sh|\$0)\s*\|\s*(?:bash|sh|\$0)\s*&")
+# A loop that never ends and starts the script itself again in the background.
+_LOOP_SELF = re.compile(r"(?:while\s+(?:true|:|\[\s*1\s*\]|\(\(\s*1\s*\)\))|until\s+false|for\s*\(\(\s*;;\s*\)\))"
+                        r"\s*;?\s*do\b[^\n]*?(?:\$0|\$\{0\}|\$BASH_SOURCE)\b[^;&\n]*&(?!&)")
 _SUSPICIOUS = re.compile(r"\$\((?!\()|`|\beval\b|base64|/dev/(?:tcp|udp|sd)|\brm\b|\bdd\b|mkfs|\bcurl\b|\bwget\b|\bnc\b|"
                          r"\\x[0-9a-f]{2}|\bchmod\b|\bsudo\b|>\s*/", re.I)
 
@@ -85,6 +88,8 @@ def _command_hits(text: str, depth: int = 0) -> list[RuleHit]:
                             detail=f"command of {len(text)} characters; the first {MAX_COMMAND} were parsed"))
     parsed = parse(text[:MAX_COMMAND], depth)
     hits += analyze(parsed, depth)
+    if _LOOP_SELF.search(text[:MAX_COMMAND]):
+        hits.append(RuleHit(rule="fork_bomb", risk=Risk.CRITICAL, detail="an endless loop starts copies of the script"))
     if parsed.fallback and _FORK_RE.search(text[:MAX_COMMAND]):
         hits.append(RuleHit(rule="fork_bomb", risk=Risk.CRITICAL, detail="a function that pipes into itself"))
     if parsed.fallback and _SUSPICIOUS.search(text):

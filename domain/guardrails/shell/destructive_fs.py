@@ -253,3 +253,15 @@ def parallel(an: Analyzer, cmd: Cmd, argv: list[str]) -> None:
 @handles('eval')
 def eval(an: Analyzer, cmd: Cmd, argv: list[str]) -> None:
     an.nested(" ".join(argv[1:]))
+
+
+@handles("rsync")
+def rsync_delete(an: Analyzer, cmd: Cmd, argv: list[str]) -> None:
+    """rsync --delete makes the destination match the source: from an empty or unrelated folder it empties it."""
+    if not any(a.startswith(("--delete", "--del")) or a == "--remove-source-files" for a in argv[1:]):
+        return
+    ops = _operands(argv)
+    if len(ops) >= 2 and ":" not in ops[-1]:
+        dest = paths.clean(ops[-1])
+        if paths.is_root(dest) or paths.is_home(dest) or paths.is_system_top(dest):
+            an.add(DESTRUCTIVE_DELETE, Risk.HIGH, f"rsync --delete empties {dest} to match {ops[0]}")
