@@ -6,7 +6,8 @@ Each consumer gets its own folder (a named volume in docker-compose.yml), holdin
     temporal/  ca.pem server.pem server.key      Temporal's frontend + internode cert (SAN temporal, localhost)
     worker/    ca.pem client.pem client.key temporal.jwt     our worker: mTLS client + token (default:admin)
     api/       ca.pem client.pem client.key temporal.jwt     our API: mTLS client + token (default:writer)
-    ops/       ca.pem client.pem client.key temporal.jwt     temporal-setup/admin-tools and the UI (system:admin)
+    ops/       ca.pem client.pem client.key temporal.jwt     temporal-setup / admin-tools (cluster admin)
+    ui/        ca.pem client.pem client.key      the Web UI server: mTLS only (its users bring their own token)
     jwks/      jwks.json                          public keys for Temporal's JWT authorizer (served inside the network)
     codec/     codec-keys.json                    the payload codec keyring (worker and API)
 
@@ -44,7 +45,10 @@ CLIENTS = {
     "api": ("hybrid-api", ["default:writer"]),
     "ops": ("hybrid-ops", ["temporal-system:admin", "default:admin"]),
 }
-DEFAULT_UIDS = {"temporal": 1000, "worker": 0, "api": 10001, "ops": 1000, "jwks": 0, "codec": 10001, "pki": 0}
+CERT_ONLY = {"ui": "hybrid-ui"}
+# Owners: temporalio/server, admin-tools and ui run as uid 1000; our API as 10001 (it and the root worker read codec/).
+DEFAULT_UIDS = {"temporal": 1000, "worker": 0, "api": 10001, "ops": 1000, "ui": 1000, "jwks": 0, "codec": 10001,
+                "pki": 0}
 CERT_DAYS = 397
 CA_DAYS = 3650
 TOKEN_DAYS = 397
@@ -148,7 +152,8 @@ class Secrets:
             self.write("jwks", "jwks.json", jwks, secret=False)
             made.append("jwks/jwks.json")
         targets = [("temporal", "server.pem", "server.key", "temporal", True)]
-        targets += [(c, "client.pem", "client.key", cn, False) for c, (cn, _) in CLIENTS.items()]
+        clients = {**{c: cn for c, (cn, _) in CLIENTS.items()}, **CERT_ONLY}
+        targets += [(c, "client.pem", "client.key", cn, False) for c, cn in clients.items()]
         for consumer, cert_name, key_name, cn, server in targets:
             self.write(consumer, "ca.pem", ca_pem, secret=False)
             if force or not self.path(consumer, key_name).exists():
