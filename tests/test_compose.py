@@ -360,3 +360,37 @@ def test_ui_and_admin_tools_use_client_certs_and_the_codec_endpoint(services):
     token = re.search(r'TEMPORAL_API_KEY="\$\$\(cat (\S+)\)"; export TEMPORAL_API_KEY', script)
     assert token and mounted_from(setup, token[1]) == ("secrets-ops", True)
     assert script.index("export TEMPORAL_API_KEY") < script.index("temporal operator")
+
+
+def test_the_certs_job_runs_our_generator_and_fills_every_secret_volume(services, tmp_path):
+    import subprocess
+    import sys
+
+    certs = services["certs"]
+    script = certs["entrypoint"][-1]
+    workdir = re.search(r"^WORKDIR\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.M)[1]
+    assert script.startswith(workdir + "/") and (ROOT / script.removeprefix(workdir + "/")).is_file()
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "deploy" not in ignored and "hybrid_llm" not in ignored  # the image carries the generator
+    assert certs["command"][0] == "init" and certs.get("network_mode") == "none"
+    subprocess.run([sys.executable, str(ROOT / "deploy" / "make_secrets.py"), "init", str(tmp_path)], check=True,
+                   capture_output=True)
+    made = {p.name for p in tmp_path.iterdir()}
+    out = certs["command"][1]
+    mounted = {target.removeprefix(out + "/"): source for target, (source, _) in mounts(certs).items()}
+    assert made == set(mounted) and all(mounted[f] == f"secrets-{f}" for f in made)
+    # The paths our services are given exist in their volume's folder.
+    for name in ("worker", "api"):
+        env = env_of(services[name])
+        for key in ("HYBRID_TEMPORAL_TLS_CA", "HYBRID_TEMPORAL_TLS_CERT", "HYBRID_TEMPORAL_TLS_KEY",
+                    "HYBRID_TEMPORAL_JWT_FILE", "HYBRID_CODEC_KEYS_FILE"):
+            source, _ = mounted_from(services[name], env[key])
+            assert (tmp_path / source.removeprefix("secrets-") / Path(env[key]).name).is_file(), (name, key)
+    temporal = env_of(services["temporal"])
+    for key in ("TEMPORAL_TLS_SERVER_CERT", "TEMPORAL_TLS_SERVER_KEY", "TEMPORAL_TLS_SERVER_CA_CERT"):
+        assert (tmp_path / "temporal" / Path(temporal[key]).name).is_file(), key
+    ui = env_of(services["temporal-ui"])
+    for key in ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY"):
+        assert (tmp_path / "ui" / Path(ui[key]).name).is_file(), key
+    jwks_url = env_of(services["temporal"])["TEMPORAL_JWT_KEY_SOURCE1"]
+    assert (tmp_path / "jwks" / jwks_url.rsplit("/", 1)[1]).is_file()
