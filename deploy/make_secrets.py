@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from hybrid_llm.codec import Keyring, read_keyring, write_keyring
+from hybrid_llm.codec import Keyring, KeyringError, read_keyring, write_keyring
 
 SERVER_NAMES = ("temporal", "localhost")
 # Consumer -> (certificate common name, Temporal permissions claim). Roles of the default authorizer: reader,
@@ -203,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         uids[consumer] = int(uid)
     secrets = Secrets(args.out, uids)
     if args.command == "rotate-codec":
-        made = [secrets.codec(rotate=True)]
+        try:
+            made = [secrets.codec(rotate=True)]
+        except KeyringError as e:
+            print(f"rotate-codec: {e}", file=sys.stderr)
+            return 2
     else:
         made = secrets.leaves(force=args.command == "renew") + [secrets.codec(rotate=False)]
     made = [m for m in made if m]

@@ -191,6 +191,9 @@ def test_secrets_tokens_verify_against_the_jwks_with_their_roles(secrets):
 
 
 def test_init_keeps_what_exists_renew_reissues_and_codec_rotation_keeps_old_keys(tmp_path):
+    with pytest.raises(subprocess.CalledProcessError) as refused:  # nothing to rotate yet: a clear error
+        make_secrets(tmp_path, "rotate-codec")
+    assert "does not exist" in refused.value.stderr and "Traceback" not in refused.value.stderr
     make_secrets(tmp_path)
     ca, server_key = (tmp_path / "pki" / "ca.pem").read_bytes(), (tmp_path / "temporal" / "server.key").read_bytes()
     ring = read_keyring(tmp_path / "codec" / "codec-keys.json")
