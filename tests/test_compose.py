@@ -394,3 +394,18 @@ def test_the_certs_job_runs_our_generator_and_fills_every_secret_volume(services
         assert (tmp_path / "ui" / Path(ui[key]).name).is_file(), key
     jwks_url = env_of(services["temporal"])["TEMPORAL_JWT_KEY_SOURCE1"]
     assert (tmp_path / "jwks" / jwks_url.rsplit("/", 1)[1]).is_file()
+
+
+def test_the_file_is_valid_against_the_compose_specification(compose):
+    """The Compose Specification's own JSON schema (deploy/schema/), as `docker compose config` would check it."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads((ROOT / "deploy" / "schema" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(compose)]
+    assert errors == []
+    broken = {**compose, "services": {**compose["services"], "api": {**compose["services"]["api"],
+                                                                     "enviroment": {}}}}
+    assert list(validator.iter_errors(broken)), "the schema must catch a mistyped key"
