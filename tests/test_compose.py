@@ -409,3 +409,19 @@ def test_the_file_is_valid_against_the_compose_specification(compose):
     broken = {**compose, "services": {**compose["services"], "api": {**compose["services"]["api"],
                                                                      "enviroment": {}}}}
     assert list(validator.iter_errors(broken)), "the schema must catch a mistyped key"
+
+
+def template_variables(name: str) -> set[str]:
+    return set(re.findall(r'env "([A-Z0-9_]+)"', (ROOT / "deploy" / "schema" / name).read_text()))
+
+
+def test_temporal_and_ui_variables_are_ones_their_images_read(services):
+    """A misspelled variable is ignored silently by the images' config templates (vendored in deploy/schema/)."""
+    server = template_variables("temporal-server-config_template_embedded.yaml")
+    assert {"TEMPORAL_TLS_REQUIRE_CLIENT_AUTH", "TEMPORAL_AUTH_AUTHORIZER", "TEMPORAL_JWT_KEY_SOURCE1"} <= server
+    # `temporal-server start` reads TEMPORAL_SERVICES itself (its --service flag), not through the template.
+    for key in env_of(services["temporal"]):
+        assert key in server | {"TEMPORAL_SERVICES"}, f"temporal: {key} is not read by the server's template"
+    ui = template_variables("temporal-ui-docker.yaml")
+    for key in env_of(services["temporal-ui"]):
+        assert key in ui, f"temporal-ui: {key} is not read by the UI's template"
