@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import ssl
 import subprocess
 import sys
@@ -206,3 +207,52 @@ def test_init_keeps_what_exists_renew_reissues_and_codec_rotation_keeps_old_keys
     make_secrets(tmp_path, "rotate-codec")
     rotated = read_keyring(tmp_path / "codec" / "codec-keys.json")
     assert rotated.active != ring.active and rotated.keys[ring.active] == ring.keys[ring.active]
+
+
+async def test_admin_tools_environment_from_compose_reaches_temporal_over_mtls(secrets, temporal_target):
+    """temporal-setup's own environment (docker-compose.yml), with the real `temporal` CLI (1.9.1 here; the
+    admin-tools image ships its own): mTLS with the ops cert, the ops token sent as a bearer token."""
+    import yaml
+    from tests.conftest import TEMPORAL_BIN
+
+    setup = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["temporal-setup"]
+    mount = next(target for source, target, *_ in (v.split(":") for v in setup["volumes"]) if source == "secrets-ops")
+    token_file = re.search(r"cat (\S+)\)", "\n".join(setup["command"]))[1]
+    proxy = MtlsProxy(secrets, temporal_target)
+    async with proxy as target:
+        env = {key: str(value).replace(mount, str(secrets / "ops")) for key, value in setup["environment"].items()}
+        env |= {"TEMPORAL_ADDRESS": target, "PATH": "/usr/bin:/bin", "HOME": str(secrets),
+                "TEMPORAL_API_KEY": Path(token_file.replace(mount, str(secrets / "ops"))).read_text().strip()}
+        proc = await asyncio.create_subprocess_exec(TEMPORAL_BIN, "operator", "search-attribute", "list",
+                                                    env=env, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert "TaskType" in out.decode()
+    assert set(proxy.peers) == {"hybrid-ops"}
+    assert set(proxy.authorization) == {f"Bearer {(secrets / 'ops' / 'temporal.jwt').read_text().strip()}"}
+
+
+@pytest.mark.parametrize("service", ["worker", "api"])
+async def test_our_services_settings_from_compose_connect_over_mtls(service, secrets, temporal_target):
+    """The worker's and the API's HYBRID_* environment in docker-compose.yml, with their volumes' paths mapped to
+    what make_secrets wrote: `connect` completes mTLS with that service's own cert and sends its own token."""
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service]
+    mounts = {target: secrets / source.removeprefix("secrets-")
+              for source, target, *_ in (v.split(":") for v in spec["volumes"]) if source.startswith("secrets-")}
+
+    def mapped(value: str) -> str:
+        for target, folder in mounts.items():
+            value = value.replace(target, str(folder))
+        return value
+
+    fields = {key.removeprefix("HYBRID_").lower(): mapped(str(value)) for key, value in spec["environment"].items()
+              if key.startswith("HYBRID_TEMPORAL_TLS") or key in ("HYBRID_TEMPORAL_JWT_FILE", "HYBRID_CODEC_KEYS_FILE")}
+    proxy = MtlsProxy(secrets, temporal_target)
+    async with proxy as target:
+        client = await connect(Settings(temporal_address=target, **fields))
+        await client.count_workflows()
+    assert set(proxy.peers) == {f"hybrid-{service}"}
+    assert set(proxy.authorization) == {f"Bearer {(secrets / service / 'temporal.jwt').read_text().strip()}"}
