@@ -138,6 +138,19 @@ class Settings(BaseSettings):
     codec_keys_file: Path | None = None
     ui_origins: tuple[str, ...] = Field(default=(), description="Browser origins of Temporal Web UIs that may call "
                                         "the codec endpoint (the embedded UI's is always allowed).")
+    # Temporal transport security (compose): mTLS to the frontend and a JWT for its authorizer. Unset = plaintext,
+    # no token (the embedded dev server). Files are read at connect; the token goes out as `authorization: Bearer`.
+    temporal_tls_ca: Path | None = Field(default=None, description="PEM CA that signed the Temporal server cert.")
+    temporal_tls_cert: Path | None = Field(default=None, description="PEM client certificate (mTLS).")
+    temporal_tls_key: Path | None = Field(default=None, description="PEM private key of temporal_tls_cert.")
+    temporal_tls_server_name: str | None = Field(default=None, description="Name the server cert must carry.")
+    temporal_jwt_file: Path | None = Field(default=None, description="File holding a JWT for Temporal's authorizer.")
+
+    @model_validator(mode="after")
+    def _temporal_tls_pairs(self) -> "Settings":
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError("temporal_tls_cert and temporal_tls_key go together: set both or neither")
+        return self
 
     def sandbox_caps(self):
         from domain.sandbox import LimitCaps

@@ -20,7 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.plugin import SimplePlugin
 from temporalio.runtime import Runtime
-from temporalio.service import RetryConfig
+from temporalio.service import RetryConfig, TLSConfig
 
 from hybrid_llm.codec import Keyring, KeyringError, SealingCodec, load_or_create_keyring, read_keyring
 from hybrid_llm.settings import Settings
@@ -78,6 +78,31 @@ class TemporalUnavailable(RuntimeError):
     """Temporal cannot be reached; the message says what to do."""
 
 
+def transport_security(settings: Settings) -> tuple[TLSConfig | bool, str | None]:
+    """(tls, bearer token) for the client from the temporal_tls_* and temporal_jwt_file settings: mTLS when a
+    client cert is set, server-verified TLS when only a CA or server name is; plaintext and no token otherwise."""
+
+    def read(path: Path, what: str) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as e:
+            raise TemporalUnavailable(f"cannot read the Temporal {what} {path}: {e.strerror}") from None
+
+    token = None
+    if settings.temporal_jwt_file is not None:
+        token = read(settings.temporal_jwt_file, "token (HYBRID_TEMPORAL_JWT_FILE)").decode().strip()
+        if not token:
+            raise TemporalUnavailable(f"the Temporal token file {settings.temporal_jwt_file} is empty")
+    tls_set = (settings.temporal_tls_ca, settings.temporal_tls_cert, settings.temporal_tls_server_name)
+    if not any(v is not None for v in tls_set):
+        return False, token
+    ca, cert, key = settings.temporal_tls_ca, settings.temporal_tls_cert, settings.temporal_tls_key
+    return TLSConfig(server_root_ca_cert=read(ca, "CA (HYBRID_TEMPORAL_TLS_CA)") if ca else None,
+                     domain=settings.temporal_tls_server_name,
+                     client_cert=read(cert, "client cert (HYBRID_TEMPORAL_TLS_CERT)") if cert else None,
+                     client_private_key=read(key, "client key (HYBRID_TEMPORAL_TLS_KEY)") if key else None), token
+
+
 async def connect(settings: Settings, timeout_s: float = 5.0, runtime: Runtime | None = None,
                   plugin: HybridPlugin | None = None) -> Client:
     """The one way to build a client: connected through the platform's plugin."""
@@ -86,9 +111,10 @@ async def connect(settings: Settings, timeout_s: float = 5.0, runtime: Runtime |
         plugin = plugin or plugin_for(settings)
     except KeyringError as e:
         raise TemporalUnavailable(str(e)) from None
+    tls, token = transport_security(settings)
     try:
         return await asyncio.wait_for(
-            Client.connect(target, namespace=settings.temporal_namespace, plugins=[plugin],
+            Client.connect(target, namespace=settings.temporal_namespace, plugins=[plugin], tls=tls, api_key=token,
                            retry_config=RetryConfig(max_retries=2), connect_timeout=timedelta(seconds=timeout_s),
                            runtime=runtime),
             timeout_s + 1)
