@@ -68,14 +68,15 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     policy, files = load_policy(settings), PlatformFiles(settings.root)
     permissions = PermissionActivities(files, policy, store, gate)
     routing = RoutingActivities(embedder)
-    lockdown = LockdownActivities(store, client, task_queue)
+    lockdown = LockdownActivities(store, client, task_queue, releases_needed=settings.lockdown_release_operators,
+                                  strike_threshold=settings.strike_threshold, strike_window_s=settings.strike_window_s)
     local_slots = 4
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
-                    lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
+                    lockdown.check_release, lockdown.record_strike, lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
                     permissions.write, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
                     *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder),
                     *sandbox_activities(settings, store, gate, policy).all()],

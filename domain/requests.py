@@ -7,6 +7,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.approvals import PermissionOutcome
+from domain.principals import Principal
 from domain.registry import Capability
 from domain.sandbox import SandboxOutcome
 from domain.tuning import Tuning
@@ -107,6 +108,7 @@ class RequestInput(BaseModel):
 
     request: UserRequest
     tuning: Tuning = Tuning()
+    principal: Principal | None = Field(default=None, description="who asked, stamped by the entry point")
 
 
 class Progress(BaseModel):

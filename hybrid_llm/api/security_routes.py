@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from domain.approvals import ApprovalVerdict, PendingApproval
 from domain.lockdown import LockdownState
+from domain.principals import AccessRole, Principal
 from hybrid_llm import lockdown_client, permission_client
 from hybrid_llm.api.routes import _UNAVAILABLE, GateDep, SettingsDep
 from hybrid_llm.api.schemas import Problem
 
 router = APIRouter(tags=["security"])
 
-_RELEASE_STATUS = {"WrongSecret": 403, "SlowDown": 429, "NotLocked": 409, "StaleRelease": 409, "NoSecret": 409}
+try:  # the keys helper's authentication (hybrid_llm/api/auth.py): 401 without a valid key, 403 without the role
+    from hybrid_llm.api.auth import require as _require
+
+    OperatorDep = Annotated[Principal, Depends(_require(AccessRole.OPERATOR))]
+except ImportError:  # until it is merged the API has no identities: it acts as the local operator, as before
+    from hybrid_llm.lockdown_client import local_operator as _local_operator
+
+    def _unauthenticated_operator() -> Principal:
+        return _local_operator("api")
+
+    OperatorDep = Annotated[Principal, Depends(_unauthenticated_operator)]
+
+_RELEASE_STATUS = {"WrongSecret": 403, "PermissionDenied": 403, "SlowDown": 429, "NotLocked": 409,
+                   "StaleRelease": 409, "NoSecret": 409}
 
 
 class EngageBody(BaseModel):
@@ -23,8 +39,8 @@ class EngageBody(BaseModel):
 
 class ReleaseBody(BaseModel):
     model_config = {"extra": "forbid"}
-    secret: str = Field(min_length=1, max_length=1024, description="Never logged or stored; only an epoch-bound "
-                                                                  "token derived from it reaches Temporal.")
+    secret: str = Field(min_length=1, max_length=1024, description="Never logged or stored; only a signature "
+                                                                  "bound to this epoch and principal reaches Temporal.")
 
 
 class DecisionBody(BaseModel):
@@ -40,18 +56,26 @@ async def lockdown_status(gate: GateDep, settings: SettingsDep) -> LockdownState
     return await lockdown_client.current(await gate.client(), settings)
 
 
-@router.post("/v1/lockdown/engage", response_model=LockdownState, responses={422: {"model": Problem}, **_UNAVAILABLE})
-async def lockdown_engage(body: EngageBody, gate: GateDep, settings: SettingsDep) -> LockdownState:
-    """Panic button: returns once no LLM call, file write or sandbox run can start anywhere."""
-    return await lockdown_client.engage(await gate.client(), settings, body.reason, actor="api")
+@router.post("/v1/lockdown/engage", response_model=LockdownState,
+             responses={403: {"model": Problem}, 422: {"model": Problem}, **_UNAVAILABLE})
+async def lockdown_engage(body: EngageBody, gate: GateDep, settings: SettingsDep,
+                          operator: OperatorDep) -> LockdownState:
+    """Panic button (operators): returns once no LLM call, file write or sandbox run can start anywhere and the
+    running ones are being stopped."""
+    try:
+        return await lockdown_client.engage(await gate.client(), settings, body.reason, operator)
+    except lockdown_client.LockdownError as e:
+        raise HTTPException(_RELEASE_STATUS.get(e.kind, 400), f"{e.kind}: {e}") from None
 
 
 @router.post("/v1/lockdown/release", response_model=LockdownState,
              responses={403: {"model": Problem}, 409: {"model": Problem}, 429: {"model": Problem}, **_UNAVAILABLE})
-async def lockdown_release(body: ReleaseBody, gate: GateDep, settings: SettingsDep) -> LockdownState:
-    """Release with the secret; paused workflows resume where they stopped."""
+async def lockdown_release(body: ReleaseBody, gate: GateDep, settings: SettingsDep,
+                           operator: OperatorDep) -> LockdownState:
+    """Release with the secret (operators); paused workflows resume where they stopped. With two operators
+    required, the first valid proof is recorded and the state stays locked until a second operator's."""
     try:
-        return await lockdown_client.release(await gate.client(), settings, body.secret, actor="api")
+        return await lockdown_client.release(await gate.client(), settings, body.secret, operator)
     except lockdown_client.LockdownError as e:
         raise HTTPException(_RELEASE_STATUS.get(e.kind, 400), f"{e.kind}: {e}") from None
 

@@ -31,8 +31,8 @@ def _locked(settings: Settings) -> Iterator[None]:
 def up(settings: Settings) -> StackStatus:
     """Start what is not running (reusing what is), migrate the database, start the worker."""
     with _locked(settings):
-        _up(settings)
-    return status(settings)
+        secret = _up(settings)
+    return status(settings).model_copy(update={"lockdown_secret": secret})
 
 
 def down(settings: Settings) -> StackStatus:
@@ -46,7 +46,7 @@ def down(settings: Settings) -> StackStatus:
     return status(settings)
 
 
-def _up(settings: Settings) -> None:
+def _up(settings: Settings) -> str | None:
     (settings.state_dir / "logs").mkdir(exist_ok=True)
     for path in settings.platform_dirs.values():
         path.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,21 @@ def _up(settings: Settings) -> None:
     if settings.embedded_database:
         EmbeddedPostgres.from_settings(settings).start()
     migrate.upgrade(settings.effective_database_url)
+    secret = _ensure_release_secret(settings)  # before the worker: nothing can lock without a way to release
     WorkerProcess(settings).start()
+    return secret
+
+
+def _ensure_release_secret(settings: Settings) -> str | None:
+    """Make a release secret when none is set; returned to be shown once, written nowhere but as a public key."""
+    from activities.db import make_engine
+    from activities.lockdown_store import LockdownStore
+
+    engine = make_engine(settings.effective_database_url, pool_size=1)
+    try:
+        return LockdownStore(engine, settings.task_queue).create_secret_if_missing()
+    finally:
+        engine.dispose()
 
 
 def status(settings: Settings) -> StackStatus:
