@@ -36,6 +36,12 @@ with workflow.unsafe.imports_passed_through():
 # activities (an engage must not wait for a hundred LLM calls to drain).
 _PERSIST = dict(start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)))
+# Histories recorded before this patch took a free-text actor and an HMAC token; they replay that way.
+PRINCIPALS_PATCH = "lockdown-principals"
+
+
+def _denied(why: str) -> ApplicationError:
+    return ApplicationError(why, type="PermissionDenied", non_retryable=True)
 
 
 @workflow.defn(name=CONTROLLER_WORKFLOW)
