@@ -149,12 +149,16 @@ class Interrupts:
 
         idle_since: float | None = None
         conn = self._listen()
+        failing = False
         try:
             while True:
                 try:
                     self.sweep(*self._read())
+                    failing = False
                 except sa.exc.SQLAlchemyError as e:  # the gate stays shut meanwhile; try again
-                    log.warning("lockdown watcher cannot read the state: %s", type(e).__name__)
+                    if not failing:
+                        log.warning("lockdown watcher cannot read the state: %s", type(e).__name__)
+                    failing = True
                 if not self._runs:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since >= self.idle_s and self._idle():
@@ -171,19 +175,21 @@ class Interrupts:
         try:
             import psycopg
 
-            url = self.store.engine.url.set(drivername="postgresql")
-            conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+            engine = self.store.engine
+            args, kwargs = engine.dialect.create_connect_args(engine.url)  # what SQLAlchemy itself would pass
+            conn = psycopg.connect(*args, **{**kwargs, "autocommit": True})
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             return conn
         except Exception as e:  # noqa: BLE001 - fall back to polling
-            log.warning("lockdown watcher polls (LISTEN failed: %s)", type(e).__name__)
+            log.warning("lockdown watcher polls (LISTEN failed: %s: %s)", type(e).__name__, e)
             return None
 
     def _wait(self, conn):
         """Until a notification for our scope, or poll_s."""
         if conn is None:
             self._wake.wait(self.poll_s / 4)
-            return self._listen()
+            self._failed_listens = getattr(self, "_failed_listens", 0) + 1
+            return self._listen() if self._failed_listens % 20 == 0 else None
         try:
             for note in conn.notifies(timeout=self.poll_s):
                 if note.payload == self.store.scope:
