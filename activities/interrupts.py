@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.lockdown_store import NOTIFY_CHANNEL, LockdownStore
 from domain.lockdown import INTERRUPTED
@@ -66,7 +66,8 @@ class Running:
 
     def error(self) -> ApplicationError:
         return ApplicationError(f"lockdown (epoch {self.interrupted_epoch}) stopped {self.what} while it ran",
-                                self.interrupted_epoch, type=INTERRUPTED, non_retryable=True)
+                                self.interrupted_epoch, type=INTERRUPTED, non_retryable=True,
+                                category=ApplicationErrorCategory.BENIGN)  # expected: logged at DEBUG
 
     def raise_if_interrupted(self) -> None:
         if self.stop.is_set():
