@@ -80,6 +80,13 @@ def current_stop() -> threading.Event | None:
     return run.stop if run is not None else None
 
 
+def on_current_stop(fn: Callable[[], None]) -> None:
+    """Call `fn` (from the watcher's thread) when the run bound to this thread is interrupted; nothing if none."""
+    run = getattr(_bound, "run", None)
+    if run is not None:
+        run.on_stop(fn)
+
+
 @contextmanager
 def bind(run: Running | None) -> Iterator[None]:
     """Make `run` this thread's current run (a call thread running a provider)."""

@@ -179,3 +179,61 @@ def test_llama_cpp_generation_stops_between_tokens():
     free = provider.complete([ChatMessage(role="user", content="Say hi.")], max_tokens=8, temperature=0.0)
     assert free.text  # the model is usable again at once
     provider.unload()
+
+
+def test_a_litellm_call_is_cut_off_mid_answer():
+    """litellm to an OpenAI-compatible server that answers 'forever': stopping the run aborts the HTTP request."""
+    import http.server
+    import json as _json
+
+    from activities import interrupts
+    from activities.providers import make_provider
+    from domain.requests import ChatMessage
+    from hybrid_llm.stack.procs import free_port
+
+    sent = {"chunks": 0, "disconnected": None}
+
+    class Streaming(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                     "choices": [{"index": 0, "delta": {"content": "tok "}, "finish_reason": None}]}
+            try:
+                for _ in range(600 * 20):
+                    self.wfile.write(f"data: {_json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    sent["chunks"] += 1
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                sent["disconnected"] = time.time()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Streaming)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        spec = ModelSpec(id="remote", provider="litellm", model="openai/m", local=False,
+                         api_base=f"http://127.0.0.1:{server.server_port}/v1", capabilities=(Capability.GENERAL,))
+        provider = make_provider(spec)
+        run = interrupts.Running("a remote generation")
+        def interrupt_once_answering() -> None:
+            while sent["chunks"] < 2:
+                time.sleep(0.01)
+            run.interrupt(3)
+
+        with interrupts.bind(run):
+            threading.Thread(target=interrupt_once_answering, daemon=True).start()
+            out = provider.complete([ChatMessage(role="user", content="go on forever")], max_tokens=100_000,
+                                    temperature=0.0)
+        assert run.interrupted and out.text == "" and out.completion_tokens == 0
+        deadline = time.monotonic() + 10
+        while sent["disconnected"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sent["disconnected"] is not None, "the HTTP response was not closed"
+        assert sent["chunks"] < 600 * 20
+    finally:
+        server.shutdown()
