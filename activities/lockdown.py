@@ -21,6 +21,7 @@ from domain.lockdown import (
     ReleaseVerdict,
     StrikeOutcome,
     StrikeRequest,
+    control_queue,
     controller_id,
 )
 
@@ -98,7 +99,9 @@ class LockdownActivities:
 
 async def engage(client: Client, task_queue: str, request: EngageRequest) -> LockdownState:
     """Engage through the controller (its `engage` update), starting it if needed; returns once the gate is shut."""
-    start = WithStartWorkflowOperation(CONTROLLER_WORKFLOW, None, id=controller_id(task_queue), task_queue=task_queue,
+    # On its own queue (a controller started before that lane existed keeps running on the workload's queue).
+    start = WithStartWorkflowOperation(CONTROLLER_WORKFLOW, None, id=controller_id(task_queue),
+                                       task_queue=control_queue(task_queue),
                                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     return await client.execute_update_with_start_workflow("engage", request, start_workflow_operation=start,
                                                            result_type=LockdownState)

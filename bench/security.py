@@ -124,6 +124,9 @@ async def lockdown_pause(client: Client, settings: Settings, engine, n: int) -> 
     operator = lockdown_client.local_operator("bench")
     worker = build_worker(client, settings, pool, engine=engine)
     async with worker:
+        # A deployment's controller already runs: engage and release once before measuring.
+        await lockdown_client.engage(client, settings, "bench: warm-up", operator)
+        await lockdown_client.release(client, settings, SECRET, operator)
         baseline = await bare_roundtrip(client, settings, worker.config()["activity_executor"])
         say(f"bare round trip p50 {baseline * 1000:.1f} ms; starting {n} requests")
         await asyncio.gather(*(start_request(client, settings, UserRequest(
@@ -185,7 +188,7 @@ async def sandbox_kill(client: Client, settings: Settings, engine, runs: int) ->
 
             async def asks() -> bool:
                 view = await handle.query("view")
-                return view is not None and view["step"] == "interrupted"
+                return view is not None and "waiting for a person" in " ".join(view["history"])
 
             await wait_for(asks, 60, every=0.05)
             await sandbox_client.decide(client, handle.id, ReviewDecision(approve=False, by="bench"))

@@ -33,6 +33,11 @@ def controller_id(scope: str) -> str:
     return f"lockdown-{scope}"
 
 
+def control_queue(scope: str) -> str:
+    """The controller's own task queue: it never waits behind the workload's tasks (hybrid_llm/lockdown_lane.py)."""
+    return f"{scope}-lockdown"
+
+
 # Workflows that pause on the `lockdown` signal (each has the handler).
 PAUSABLE_WORKFLOWS = ("RequestWorkflow", "PermissionWorkflow", "DelegationWorkflow", "SandboxWorkflow")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1

@@ -240,3 +240,32 @@ async def test_a_critical_user_input_fails_that_request_and_repeated_ones_suspen
     assert store.is_suspended(USER.id) and not store.is_suspended(OTHER_USER.id)
     alerts = [a for a in store.alerts(50) if a["principal_id"] == USER.id]
     assert alerts and alerts[0]["kind"] == "principal_suspended"
+
+
+async def test_up_makes_a_secret_once_that_releases_and_is_written_nowhere(client, settings, scripted_pool,
+                                                                           scratch_database_url):
+    from hybrid_llm.stack import control, migrate
+
+    migrate.upgrade(scratch_database_url)
+    settings.database_url = scratch_database_url
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    secret = control._ensure_release_secret(settings)
+    assert secret and len(secret) >= 24
+    assert control._ensure_release_secret(settings) is None  # shown once: the next `up` makes none
+    for path in settings.state_dir.rglob("*"):
+        assert not path.is_file() or secret.encode() not in path.read_bytes()
+    from activities.db import make_engine
+
+    engine = make_engine(scratch_database_url, pool_size=4)
+    try:
+        with engine.connect() as conn:
+            dump = b"".join(bytes(v) if isinstance(v, (bytes, memoryview)) else str(v).encode()
+                            for v in conn.execute(sa.text("SELECT * FROM lockdown_secret")).one())
+        assert secret.encode() not in dump
+        from worker import build_worker
+
+        async with build_worker(client, settings, scripted_pool(), engine=engine):  # a worker on that database
+            await lockdown_client.engage(client, settings, "with up's secret", OP_A)
+            assert not (await lockdown_client.release(client, settings, secret, OP_A)).locked
+    finally:
+        engine.dispose()

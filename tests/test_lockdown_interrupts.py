@@ -125,7 +125,7 @@ async def test_a_running_sandbox_is_killed_and_waits_for_a_person_after_release(
 
         async def asks_a_person() -> bool:
             view = await handle.query("view")
-            return view["step"] == "interrupted"
+            return view["step"] == "interrupted" and "waiting for a person" in " ".join(view["history"])
 
         await wait_until(asks_a_person, 30)
         await asyncio.sleep(1.0)

@@ -207,6 +207,7 @@ class SandboxWorkflow(Pausable):
             self._prompted = True  # re-read the state (workflows/pausable.py), wait for the release
             await self.checkpoint()
             self._decision = None
+            self._record(Step.INTERRUPTED, "released: waiting for a person to decide whether it runs again")
             decision = await self._review(inp, up_front=False)
             if not decision.approve:
                 self._record(Step.REJECTED, f"not run again, by {decision.by}"
