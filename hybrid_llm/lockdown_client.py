@@ -8,6 +8,7 @@ signature bound to this deployment, this lockdown's epoch and this principal goe
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
 
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -43,8 +44,13 @@ def local_operator(name: str | None = None) -> Principal:
                      kind="local")
 
 
+@functools.lru_cache(maxsize=8)
+def _engine(url: str):
+    return make_engine(url, pool_size=2)  # one per database for the process (the API calls this per request)
+
+
 def store(settings: Settings) -> LockdownStore:
-    return LockdownStore(make_engine(settings.effective_database_url, pool_size=1), scope=settings.task_queue)
+    return LockdownStore(_engine(settings.effective_database_url), scope=settings.task_queue)
 
 
 async def engage(client: Client, settings: Settings, reason: str, principal: Principal | None = None,
@@ -82,7 +88,7 @@ async def release(client: Client, settings: Settings, secret: str, principal: Pr
     state = await current(client, settings)
     if not state.locked:
         raise LockdownError("the platform is not locked", "NotLocked")
-    params = store(settings).secret_params()
+    params = await asyncio.to_thread(store(settings).secret_params)
     if params is None:
         raise LockdownError("no lockdown secret is set: `hybrid-llm up` makes one, or an operator runs "
                             "`hybrid-llm lockdown set-secret` before anything locks", "NoSecret")

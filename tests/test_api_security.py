@@ -24,6 +24,8 @@ async def test_panic_button_and_release_over_http(api, run_worker, scripted_pool
         not_locked = await api.post("/v1/lockdown/release", json={"secret": lockdown_secret})
         assert not_locked.status_code == 409
         assert (await api.post("/v1/lockdown/engage", json={})).status_code == 422
+        alerts = await api.get("/v1/lockdown/alerts")
+        assert alerts.status_code == 200 and isinstance(alerts.json(), list)
 
 
 async def test_approvals_over_http(api, client, settings, run_worker, scripted_pool, tmp_path):  # noqa: F811

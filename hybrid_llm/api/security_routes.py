@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -19,14 +20,20 @@ router = APIRouter(tags=["security"])
 try:  # the keys helper's authentication (hybrid_llm/api/auth.py): 401 without a valid key, 403 without the role
     from hybrid_llm.api.auth import require as _require
 
-    OperatorDep = Annotated[Principal, Depends(_require(AccessRole.OPERATOR))]
+    def _role(*roles: AccessRole):
+        return Depends(_require(*roles))
 except ImportError:  # until it is merged the API has no identities: it acts as the local operator, as before
     from hybrid_llm.lockdown_client import local_operator as _local_operator
 
     def _unauthenticated_operator() -> Principal:
         return _local_operator("api")
 
-    OperatorDep = Annotated[Principal, Depends(_unauthenticated_operator)]
+    def _role(*roles: AccessRole):
+        return Depends(_unauthenticated_operator)
+
+OperatorDep = Annotated[Principal, _role(AccessRole.OPERATOR)]
+OverseerDep = Annotated[Principal, _role(AccessRole.OPERATOR, AccessRole.AUDITOR)]
+AnyRoleDep = Annotated[Principal, _role(*AccessRole)]
 
 _RELEASE_STATUS = {"WrongSecret": 403, "PermissionDenied": 403, "SlowDown": 429, "NotLocked": 409,
                    "StaleRelease": 409, "NoSecret": 409}
@@ -51,9 +58,15 @@ class DecisionBody(BaseModel):
 
 
 @router.get("/v1/lockdown", response_model=LockdownState, responses=_UNAVAILABLE)
-async def lockdown_status(gate: GateDep, settings: SettingsDep) -> LockdownState:
-    """Locked or not, why, which trigger, when and by whom."""
+async def lockdown_status(gate: GateDep, settings: SettingsDep, _: AnyRoleDep) -> LockdownState:
+    """Locked or not, why, which trigger, when and by whom (every role: a user's request may be waiting on it)."""
     return await lockdown_client.current(await gate.client(), settings)
+
+
+@router.get("/v1/lockdown/alerts", responses=_UNAVAILABLE)
+async def lockdown_alerts(settings: SettingsDep, _: OverseerDep, limit: int = 20) -> list[dict]:
+    """Recent security alerts for operators and auditors (principals suspended for critical inputs), newest first."""
+    return await asyncio.to_thread(lockdown_client.alerts, settings, max(1, min(limit, 200)))
 
 
 @router.post("/v1/lockdown/engage", response_model=LockdownState,
