@@ -208,6 +208,7 @@ class LockdownStore:
             if row is None or row.lifted_at is not None:
                 return False
             row.lifted_at = datetime.now(timezone.utc)
+            _stamp_key(s, principal_id, suspended=False, reason=None)
             s.add(SecurityAlertRow(scope=self.scope, kind="suspension_lifted", principal_id=principal_id,
                                    message=f"suspension of {principal_id} lifted by {by}"))
             return True
@@ -234,6 +235,20 @@ class LockdownStore:
                                                    lifted_at=None)))
         s.add(SecurityAlertRow(scope=self.scope, kind="principal_suspended", principal_id=principal_id,
                                message=reason[:4000]))
+        _stamp_key(s, principal_id, suspended=True, reason=reason)
+
+
+def _stamp_key(s: Session, principal_id: str, suspended: bool, reason: str | None) -> None:
+    """Where the keys table exists (migration 0006_principals), suspend or resume the principal's API key in the
+    same transaction, so the API's key check refuses it at once (a principal's id is its key id)."""
+    if s.scalar(sa.text("SELECT to_regclass('api_keys')")) is None:
+        return
+    if suspended:
+        s.execute(sa.text("UPDATE api_keys SET suspended_at = coalesce(suspended_at, now()), suspended_reason = :r "
+                          "WHERE id = :id"), {"r": (reason or "")[:4000], "id": principal_id})
+    else:
+        s.execute(sa.text("UPDATE api_keys SET suspended_at = NULL, suspended_reason = NULL WHERE id = :id"),
+                  {"id": principal_id})
 
 
 def _params(row: LockdownSecretRow) -> SecretParams:

@@ -236,8 +236,8 @@ async def main() -> None:
             figures |= await sandbox_kill(client, settings, engine, args.sandbox_runs)
         engine.dispose()
     figures["egress_proxy_overhead_ms_p50"] = None
-    figures["notes"] = {"egress_proxy_overhead_ms_p50": "the sandboxnet egress proxy was not on main by 13:45 "
-                                                        "(BOARD.md); not measured",
+    figures["notes"] = {"egress_proxy_overhead_ms_p50": "the sandboxnet egress proxy was not on main when this ran "
+                                                        "(BOARD.md): not measured",
                         "lockdown_all_paused_s": "engage called -> no LLM call running anywhere (the in-flight ones "
                                                  "stopped between tokens; queued ones are refused by the gate)"}
     figures["targets"] = {"lockdown_all_paused_s": "<= 1", "side_effects_started_after_ack": "== 0",
