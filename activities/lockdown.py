@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.lockdown_store import LockdownStore
+from domain.principals import system_principal
 from domain.lockdown import (
     CONTROLLER_WORKFLOW,
     PAUSABLE_WORKFLOWS,
@@ -19,6 +20,7 @@ from domain.lockdown import (
     LockdownState,
     ReleaseCheck,
     ReleaseVerdict,
+    Trigger,
     StrikeOutcome,
     StrikeRequest,
     control_queue,
@@ -98,7 +100,10 @@ class LockdownActivities:
 
 
 async def engage(client: Client, task_queue: str, request: EngageRequest) -> LockdownState:
-    """Engage through the controller (its `engage` update), starting it if needed; returns once the gate is shut."""
+    """Engage through the controller (its `engage` update), starting it if needed; returns once the gate is shut.
+    An automatic trigger without a principal is the platform's own: it is stamped as a system principal."""
+    if request.principal is None and request.trigger != Trigger.PANIC:
+        request = request.model_copy(update={"principal": system_principal((request.actor or "platform")[:150])})
     # On its own queue (a controller started before that lane existed keeps running on the workload's queue).
     start = WithStartWorkflowOperation(CONTROLLER_WORKFLOW, None, id=controller_id(task_queue),
                                        task_queue=control_queue(task_queue),

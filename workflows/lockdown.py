@@ -78,7 +78,8 @@ class LockdownWorkflow:
                 return self.state  # already locked: the first reason stands
             who = request.principal
             locked = LockdownState(locked=True, epoch=self.state.epoch + 1, reason=request.reason,
-                                   trigger=request.trigger, actor=who.label if who else request.actor,
+                                   trigger=request.trigger,
+                                   actor=who.label if who and who.kind != "system" else request.actor,
                                    changed_at=workflow.now(), principal_id=who.id if who else None)
             await workflow.execute_local_activity_method(LockdownActivities.persist, locked, **_PERSIST)
             self._apply(locked)
