@@ -43,6 +43,7 @@ from activities.providers.scripted import ScriptedProvider  # noqa: E402
 from bench.bare_workflow import BareActivities, BareWorkflow  # noqa: E402
 from bench.stack import bench_stack  # noqa: E402
 from domain.guardrails import scan_command, scan_text  # noqa: E402
+from domain.principals import AccessRole, Principal  # noqa: E402
 from domain.registry import Capability, ModelSpec, Registry  # noqa: E402
 from domain.requests import UserRequest  # noqa: E402
 from domain.sandbox import Limits, ReviewDecision, SandboxSpec  # noqa: E402
@@ -54,6 +55,7 @@ from worker import build_worker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench secret, long enough"
+BENCH_APPROVER = Principal(id="bench-approver", name="bench", roles=(AccessRole.APPROVER,))
 # A generation that would last a minute: every call is still running when the lockdown engages.
 LONG = ModelSpec(id="long", provider="scripted", local=True, max_concurrency=1024, capabilities=tuple(Capability),
                  options={"reply": "ok", "delay_ms": 60_000})
@@ -172,12 +174,12 @@ async def sandbox_kill(client: Client, settings: Settings, engine, runs: int) ->
     for name in ("downloads", "uploads", "rag"):
         (settings.root / name).mkdir(parents=True, exist_ok=True)
     operator = lockdown_client.local_operator("bench")
-    spec = SandboxSpec(command=("sleep", "600"), limits=Limits(wall_s=900))
+    spec = SandboxSpec(command=("sleep", "600"), limits=Limits(wall_s=600))
     times = []
     async with build_worker(client, settings, LLMPool(Registry(models=(INSTANT,))), engine=engine):
         for i in range(runs):
             before = sleepers()
-            handle = await sandbox_client.start(client, settings, spec, ReviewDecision(approve=True, by="bench"))
+            handle = await sandbox_client.start(client, settings, spec, ReviewDecision(approve=True, by="bench", principal=BENCH_APPROVER))
             await wait_for(lambda: sleepers() - before, 60)
             t0 = time.perf_counter()
             await lockdown_client.engage(client, settings, f"bench: kill sandbox {i}", operator)
@@ -191,7 +193,7 @@ async def sandbox_kill(client: Client, settings: Settings, engine, runs: int) ->
                 return view is not None and "waiting for a person" in " ".join(view["history"])
 
             await wait_for(asks, 60, every=0.05)
-            await sandbox_client.decide(client, handle.id, ReviewDecision(approve=False, by="bench"))
+            await sandbox_client.decide(client, handle.id, ReviewDecision(approve=False, by="bench", principal=BENCH_APPROVER))
             outcome = await handle.result()
             assert outcome.status == "interrupted", outcome
     return {"running_sandbox_killed_s": round(statistics.median(times), 3),

@@ -108,7 +108,8 @@ class RequestInput(BaseModel):
 
     request: UserRequest
     tuning: Tuning = Tuning()
-    principal: Principal | None = Field(default=None, description="who asked, stamped by the entry point")
+    principal: Principal | None = Field(default=None, description="who asked: stamped by the entry point that "
+                                        "authenticated the caller, never taken from the request body")
 
 
 class Progress(BaseModel):

@@ -19,13 +19,13 @@ from activities.lockdown import LockdownActivities
 from domain.lockdown import control_queue
 
 
-def control_worker(client: Client, task_queue: str, lockdown: LockdownActivities, interceptors=()) -> Worker:
-    from workflows.lockdown import LockdownWorkflow
-
-    return Worker(client, task_queue=control_queue(task_queue), workflows=[LockdownWorkflow],
+def control_worker(client: Client, task_queue: str, lockdown: LockdownActivities) -> Worker:
+    """The controller's worker. The workflows (LockdownWorkflow among them), the sealing converter and the
+    interceptors come from the client's HybridPlugin, as for every worker."""
+    return Worker(client, task_queue=control_queue(task_queue),
                   activities=[lockdown.persist, lockdown.status, lockdown.verify_release, lockdown.check_release,
                               lockdown.broadcast],
-                  interceptors=interceptors, activity_executor=ThreadPoolExecutor(4, thread_name_prefix="lockdown"),
+                  activity_executor=ThreadPoolExecutor(4, thread_name_prefix="lockdown"),
                   max_concurrent_activities=2, max_concurrent_local_activities=4)
 
 

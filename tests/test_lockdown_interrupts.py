@@ -20,6 +20,7 @@ from hybrid_llm import lockdown_client, sandbox_client
 from tests.helpers import ask
 
 OPERATOR = Principal(id="key-op", name="olga", roles=(AccessRole.OPERATOR,))
+APPROVER = Principal(id="key-approver", name="april", roles=(AccessRole.APPROVER,))
 BLOCKING = ModelSpec(id="blocking", provider="scripted", local=True, max_concurrency=4,
                      capabilities=(Capability.GENERAL,), options={})
 
@@ -100,10 +101,10 @@ async def test_a_running_sandbox_is_killed_and_waits_for_a_person_after_release(
     for name in ("downloads", "uploads", "rag"):
         (settings.root / name).mkdir(parents=True, exist_ok=True)
     settings.sandbox_dir = Path("/var/tmp/hybrid-llm-sandboxes") / f"test-{tmp_path.name}-{os.getpid()}"
-    spec = SandboxSpec(command=("sleep", "600"), limits=Limits(wall_s=900))
+    spec = SandboxSpec(command=("sleep", "600"), limits=Limits(wall_s=600))
     before = {p.pid for p in sleepers()}
     async with run_worker(scripted_pool()):
-        handle = await sandbox_client.start(client, settings, spec, ReviewDecision(approve=True, by="pytest"))
+        handle = await sandbox_client.start(client, settings, spec, ReviewDecision(approve=True, by="pytest", principal=APPROVER))
 
         async def running() -> bool:
             return any(p.pid not in before for p in sleepers())
@@ -131,7 +132,7 @@ async def test_a_running_sandbox_is_killed_and_waits_for_a_person_after_release(
         await asyncio.sleep(1.0)
         assert not [p for p in sleepers() if p.pid not in before]  # not re-run by itself after release
         await sandbox_client.decide(client, handle.id, ReviewDecision(approve=False, by="pytest",
-                                                                      note="leave it"))
+                                                                      note="leave it", principal=APPROVER))
         outcome = await asyncio.wait_for(handle.result(), 60)
     # Recorded as interrupted, with no run result (no exit code, no duration): not a run that took its time.
     assert outcome.status == "interrupted" and outcome.destroyed

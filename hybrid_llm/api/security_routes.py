@@ -12,28 +12,16 @@ from domain.approvals import ApprovalVerdict, PendingApproval
 from domain.lockdown import LockdownState
 from domain.principals import AccessRole, Principal
 from hybrid_llm import lockdown_client, permission_client
-from hybrid_llm.api.routes import _UNAVAILABLE, GateDep, SettingsDep
+from hybrid_llm.api.auth import actor_label, authenticate, require
+from hybrid_llm.api.routes import _AUTH, _UNAVAILABLE, AnyRoleDep, GateDep, SettingsDep
 from hybrid_llm.api.schemas import Problem
 
-router = APIRouter(tags=["security"])
-
-try:  # the keys helper's authentication (hybrid_llm/api/auth.py): 401 without a valid key, 403 without the role
-    from hybrid_llm.api.auth import require as _require
-
-    def _role(*roles: AccessRole):
-        return Depends(_require(*roles))
-except ImportError:  # until it is merged the API has no identities: it acts as the local operator, as before
-    from hybrid_llm.lockdown_client import local_operator as _local_operator
-
-    def _unauthenticated_operator() -> Principal:
-        return _local_operator("api")
-
-    def _role(*roles: AccessRole):
-        return Depends(_unauthenticated_operator)
-
-OperatorDep = Annotated[Principal, _role(AccessRole.OPERATOR)]
-OverseerDep = Annotated[Principal, _role(AccessRole.OPERATOR, AccessRole.AUDITOR)]
-AnyRoleDep = Annotated[Principal, _role(*AccessRole)]
+router = APIRouter(tags=["security"], dependencies=[Depends(authenticate)], responses=_AUTH)
+OperatorDep = Annotated[Principal, Depends(require(AccessRole.OPERATOR))]
+ApproverDep = Annotated[Principal, Depends(require(AccessRole.APPROVER))]
+ApprovalReaderDep = Annotated[Principal, Depends(require(AccessRole.APPROVER, AccessRole.AUDITOR,
+                                                         AccessRole.OPERATOR))]
+OverseerDep = Annotated[Principal, Depends(require(AccessRole.OPERATOR, AccessRole.AUDITOR))]
 
 _RELEASE_STATUS = {"WrongSecret": 403, "PermissionDenied": 403, "SlowDown": 429, "NotLocked": 409,
                    "StaleRelease": 409, "NoSecret": 409}
@@ -54,7 +42,6 @@ class DecisionBody(BaseModel):
     model_config = {"extra": "forbid"}
     approve: bool
     note: str = Field(default="", max_length=2000)
-    by: str = Field(default="api", min_length=1, max_length=200)
 
 
 @router.get("/v1/lockdown", response_model=LockdownState, responses=_UNAVAILABLE)
@@ -94,17 +81,19 @@ async def lockdown_release(body: ReleaseBody, gate: GateDep, settings: SettingsD
 
 
 @router.get("/v1/approvals", response_model=list[PendingApproval], responses=_UNAVAILABLE)
-async def approvals(gate: GateDep, settings: SettingsDep) -> list[PendingApproval]:
+async def approvals(gate: GateDep, settings: SettingsDep, principal: ApprovalReaderDep) -> list[PendingApproval]:
     """Permission requests waiting for a person."""
     return await permission_client.pending(await gate.client(), settings)
 
 
 @router.post("/v1/approvals/{workflow_id}", responses={409: {"model": Problem}, **_UNAVAILABLE})
-async def decide(workflow_id: str, body: DecisionBody, gate: GateDep) -> dict[str, str]:
-    """Approve or deny a waiting request."""
-    verdict = ApprovalVerdict(approve=body.approve, by=f"api:{body.by}", note=body.note)
+async def decide(workflow_id: str, body: DecisionBody, gate: GateDep, principal: ApproverDep) -> dict[str, str]:
+    """Approve or deny a waiting request (as the authenticated approver; the body cannot name anyone)."""
+    verdict = ApprovalVerdict(approve=body.approve, by=actor_label(principal), note=body.note, principal=principal)
     try:
         result = await permission_client.decide(await gate.client(), workflow_id, verdict)
+    except permission_client.ApprovalForbidden as e:
+        raise HTTPException(403, str(e)) from None
     except permission_client.ApprovalError as e:
         raise HTTPException(409, str(e)) from None
     return {"workflow_id": workflow_id, "result": result}
