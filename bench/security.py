@@ -7,7 +7,8 @@ Prints progress to stderr and one JSON object as the last line of stdout:
   lockdown_all_parked_s           engage called -> every one of the N workflows parked (Locked=true in visibility)
   side_effects_started_after_ack  LLM calls that started after the acknowledgement (must be 0)
   running_sandbox_killed_s        engage called -> a running `sleep 600` sandbox's process is gone (p50 of runs)
-  egress_proxy_overhead_ms_p50    null: the egress proxy (helper `sandboxnet`) was not on main when this was written
+  egress_proxy_overhead_ms_p50    a connection + one HTTP exchange through the egress proxy minus the same made
+                                  directly (bench/egress.py, by the sandboxnet helper)
   command_scan_us_p99 / prompt_scan_us_p99   rule layer, per text, over tests/guard_corpus
   bare_roundtrip_s_p50            baseline: one bare one-activity workflow, start to result, same machine, same run;
                                   the *_over_bare ratios divide by it
@@ -41,6 +42,7 @@ from activities.llm_pool import LLMPool  # noqa: E402
 from activities.lockdown_store import LockdownStore  # noqa: E402
 from activities.providers.scripted import ScriptedProvider  # noqa: E402
 from bench.bare_workflow import BareActivities, BareWorkflow  # noqa: E402
+from bench.egress import egress_overhead  # noqa: E402
 from bench.stack import bench_stack  # noqa: E402
 from domain.guardrails import scan_command, scan_text  # noqa: E402
 from domain.principals import AccessRole, Principal  # noqa: E402
@@ -237,11 +239,11 @@ async def main() -> None:
         if args.sandbox_runs:
             figures |= await sandbox_kill(client, settings, engine, args.sandbox_runs)
         engine.dispose()
-    figures["egress_proxy_overhead_ms_p50"] = None
-    figures["notes"] = {"egress_proxy_overhead_ms_p50": "the sandboxnet egress proxy was not on main when this ran "
-                                                        "(BOARD.md): not measured",
-                        "lockdown_all_paused_s": "engage called -> no LLM call running anywhere (the in-flight ones "
-                                                 "stopped between tokens; queued ones are refused by the gate)"}
+    figures |= egress_overhead()  # the sandboxnet helper's measurement (bench/egress.py), same run
+    figures["notes"] = {"lockdown_all_paused_s": "engage called -> no LLM call running anywhere (the in-flight ones "
+                                                 "stopped between tokens; queued ones are refused by the gate)",
+                        "lockdown_all_parked_s": "engage called -> every request workflow parked at a checkpoint "
+                                                 "(visibility Locked=true): bounded by the workload's workflow tasks"}
     figures["targets"] = {"lockdown_all_paused_s": "<= 1", "side_effects_started_after_ack": "== 0",
                           "running_sandbox_killed_s": "<= 2"}
     print(json.dumps(figures))

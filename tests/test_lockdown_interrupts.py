@@ -155,7 +155,7 @@ def _llama_cpp_runs() -> bool:
     return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120).returncode == 0
 
 
-def test_llama_cpp_generation_stops_between_tokens():
+def test_llama_cpp_generation_stops_between_tokens(monkeypatch):
     """The real local model, a long generation, stopped by the run's switch (activities/interrupts.py)."""
     import pytest
 
@@ -170,15 +170,44 @@ def test_llama_cpp_generation_stops_between_tokens():
     spec = spec.model_copy(update={"max_output_tokens": 4096})
     provider = make_provider(spec)
     provider.load()
-    run = interrupts.Running("a test generation")
     messages = [ChatMessage(role="user", content="Count from 1 to 5000, one number per line.")]
+    free = provider.complete(messages, max_tokens=24, temperature=0.0)
+    assert free.completion_tokens == 24  # uninterrupted, the same call generates to its limit
+
+    from activities.providers import llama_cpp as provider_module
+
+    counted = {"tokens": 0}
+    real = provider_module.stop_between_tokens
+
+    def counting(stop, eos):  # count the tokens sampled under the run's switch
+        processors = real(stop, eos)
+        if processors is None:
+            return None
+        inner = processors[0]
+
+        def count(input_ids, scores):
+            counted["tokens"] += 1
+            return inner(input_ids, scores)
+
+        return type(processors)([count])
+
+    monkeypatch.setattr(provider_module, "stop_between_tokens", counting)
+    run = interrupts.Running("a test generation")
+
+    def interrupt_mid_generation() -> None:
+        while not provider._lock.locked():  # the generation holds the model's lock
+            time.sleep(0.001)
+        time.sleep(0.05)
+        run.interrupt(7)
+
     with interrupts.bind(run):
-        threading.Timer(0.3, run.interrupt, args=(7,)).start()
-        out = provider.complete(messages, max_tokens=4096, temperature=0.0)
+        threading.Thread(target=interrupt_mid_generation, daemon=True).start()
+        out = provider.complete(messages, max_tokens=24, temperature=0.0)
     assert run.interrupted and run.interrupted_epoch == 7
     assert out.text == "" and out.completion_tokens == 0  # stopped between tokens: no (partial) answer
-    free = provider.complete([ChatMessage(role="user", content="Say hi.")], max_tokens=8, temperature=0.0)
-    assert free.text  # the model is usable again at once
+    assert counted["tokens"] < 24  # it did stop early (sampled fewer tokens than the uninterrupted call)
+    again = provider.complete([ChatMessage(role="user", content="Say hi.")], max_tokens=8, temperature=0.0)
+    assert again.text  # the model is usable again at once
     provider.unload()
 
 
