@@ -84,6 +84,14 @@ class LLMActivities:
         return future
 
     def _wait(self, future: Future[T], run: interrupts.Running | None = None) -> T:
+        try:
+            return self._wait_for(future, run)
+        except BaseException:
+            if run is not None:  # the activity is gone (cancelled, timed out): its generation stops as well
+                run.stop.set()
+            raise
+
+    def _wait_for(self, future: Future[T], run: interrupts.Running | None) -> T:
         while True:
             if run is not None and run.interrupted:
                 try:  # the provider stops between tokens: give it a moment to let go of the model

@@ -142,7 +142,8 @@ async def lockdown_pause(client: Client, settings: Settings, engine, n: int) -> 
         await lockdown_client.engage(client, settings, "bench: panic button", operator)
         ack = time.perf_counter() - t0
         acked_at = time.time()
-        paused = ack + await wait_for(lambda: provider.running == 0, 120)
+        await wait_for(lambda: provider.running == 0, 120)
+        paused = time.perf_counter() - t0
         say(f"ack {ack:.3f}s, no LLM call running after {paused:.3f}s; waiting for every workflow to park")
 
         async def parked() -> bool:
@@ -151,7 +152,8 @@ async def lockdown_pause(client: Client, settings: Settings, engine, n: int) -> 
             return count.count >= n
 
         try:
-            all_parked = ack + await wait_for(parked, 180, every=0.1)
+            await wait_for(parked, 180, every=0.1)
+            all_parked = time.perf_counter() - t0
         except TimeoutError:
             all_parked = None
         await asyncio.sleep(1.0)  # anything that was going to start has started by now
