@@ -43,6 +43,7 @@ from hybrid_llm.policy_file import load_policy
 from hybrid_llm.registry_file import load_registry
 from hybrid_llm.observability import build_runtime, configure_logging
 from hybrid_llm import rag_client
+from hybrid_llm.lockdown_lane import PlatformWorker, control_worker
 from hybrid_llm.sandbox_worker import sandbox_activities, sweep_at_start
 from hybrid_llm.settings import Settings
 from hybrid_llm.temporal import connect, ensure_search_attributes
@@ -55,7 +56,7 @@ def build_pool(settings: Settings, registry: Registry | None = None) -> LLMPool:
 
 
 def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: str | None = None,
-                 embedder: Embedder | None = None, engine: sa.Engine | None = None) -> Worker:
+                 embedder: Embedder | None = None, engine: sa.Engine | None = None) -> PlatformWorker:
     task_queue = task_queue or settings.task_queue
     engine = engine or make_engine(settings.effective_database_url)
     store = LockdownStore(engine, scope=task_queue)
@@ -74,15 +75,17 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
                                        ApprovalRules(four_eyes=settings.approvals_four_eyes,
                                                      ttl_s=settings.approval_ttl_s))
     routing = RoutingActivities(embedder)
-    lockdown = LockdownActivities(store, client, task_queue)
+    lockdown = LockdownActivities(store, client, task_queue, releases_needed=settings.lockdown_release_operators,
+                                  strike_threshold=settings.strike_threshold, strike_window_s=settings.strike_window_s)
     local_slots = 4
-    return Worker(
+    workload = Worker(
         client,
         task_queue=task_queue,
         # The workflows, the sealing converter and the interceptors come from the client's HybridPlugin.
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
-                    lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
-                    permissions.write, ApprovalActivities(approvals).grant, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
+                    lockdown.check_release, lockdown.record_strike, lockdown.broadcast, lockdown.alert,
+                    permissions.check, permissions.record_failure, permissions.write, ApprovalActivities(approvals).grant,
+                    scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
                     *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder,
                                    settings, scanner),
                     *sandbox_activities(settings, store, gate, policy, blobs=blobs).all()],
@@ -97,6 +100,8 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         # Send heartbeats at 1/4 of the timeout (the SDK's default, 80%, leaves too little slack under load).
         max_heartbeat_throttle_interval=timedelta(seconds=settings.llm_heartbeat_timeout_s / 4),
     )
+    # The lockdown controller polls its own queue: an engage never waits behind the workload.
+    return PlatformWorker(workload, control_worker(client, task_queue, lockdown))
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

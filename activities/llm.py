@@ -16,6 +16,7 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import interrupts
 from activities.blobs import BlobNotFound, BlobStore
 from activities.llm_pool import LLMPool
 from activities.lockdown_gate import LockdownGate
@@ -68,24 +69,44 @@ class LLMActivities:
     def _run_heartbeating(self, fn: Callable[[], T]) -> T:
         return self._wait(self._calls.submit(fn))
 
-    def _start(self, fn: Callable[..., T], *args) -> Future[T]:
-        """Submit and return only once `fn` is running: inside a gate admission, "admitted" means "started"."""
+    def _start(self, fn: Callable[..., T], *args, run: interrupts.Running | None = None) -> Future[T]:
+        """Submit and return only once `fn` is running: inside a gate admission, "admitted" means "started".
+        With `run`, the provider sees its stop switch (interrupts.current_stop) and stops between tokens."""
         running = threading.Event()
 
-        def run() -> T:
+        def run_fn() -> T:
             running.set()
-            return fn(*args)
+            with interrupts.bind(run):
+                return fn(*args)
 
-        future = self._calls.submit(run)
+        future = self._calls.submit(run_fn)
         running.wait()
         return future
 
-    def _wait(self, future: Future[T]) -> T:
+    def _wait(self, future: Future[T], run: interrupts.Running | None = None) -> T:
+        try:
+            return self._wait_for(future, run)
+        except BaseException:
+            if run is not None:  # the activity is gone (cancelled, timed out): its generation stops as well
+                run.stop.set()
+            raise
+
+    def _wait_for(self, future: Future[T], run: interrupts.Running | None) -> T:
         while True:
+            if run is not None and run.interrupted:
+                try:  # the provider stops between tokens: give it a moment to let go of the model
+                    future.result(timeout=2.0)
+                except Exception:  # noqa: BLE001 - whatever it returns or raises, the call was interrupted
+                    pass
+                raise run.error()
             try:
-                return future.result(timeout=self._every)
+                result = future.result(timeout=self._every)
             except TimeoutError:
                 _heartbeat()
+                continue
+            if run is not None:
+                run.raise_if_interrupted()  # stopped early: a partial answer is no answer
+            return result
 
     @activity.defn(name="llm.pool_status")
     def pool_status(self, command: PoolCommand) -> PoolSnapshot:
@@ -140,11 +161,12 @@ class LLMActivities:
     def complete(self, req: CompletionRequest) -> Completion:
         req = self._resolve_messages(req)
         try:
-            with self.pool.in_flight(req.model_id, wait=_heartbeat) as provider:
+            with self.gate.interrupts.running(f"an LLM call to {req.model_id}") as run, \
+                    self.pool.in_flight(req.model_id, wait=_heartbeat) as provider:
                 t0 = time.perf_counter()
-                with self.gate.admit(f"an LLM call to {req.model_id}"):
-                    started = self._start(self._load_and_complete, provider, req)
-                load_ms, out = self._wait(started)
+                with self.gate.admit(f"an LLM call to {req.model_id}", run=run):
+                    started = self._start(self._load_and_complete, provider, req, run=run)
+                load_ms, out = self._wait(started, run)
                 inference_ms = (time.perf_counter() - t0) * 1000 - load_ms
         except ProviderError as e:
             if e.kind == "ModelUnavailable":

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.interrupts import Interrupts, Running
 from activities.lockdown_store import LOCK_NAMESPACE, LockdownStore
 
 LOCKED_DOWN = "LockedDown"
@@ -23,10 +24,14 @@ LOCKED_DOWN = "LockedDown"
 class LockdownGate:
     def __init__(self, store: LockdownStore) -> None:
         self.store = store
+        # The side effects running in this worker, stopped by a lockdown (activities/interrupts.py).
+        self.interrupts = Interrupts(store)
 
     @contextmanager
-    def admit(self, action: str) -> Iterator[None]:
-        """Start the side effect inside this block; it is refused (LockedDown) while the platform is locked."""
+    def admit(self, action: str, run: Running | None = None) -> Iterator[None]:
+        """Start the side effect inside this block; it is refused (LockedDown) while the platform is locked.
+        `run` (registered with `self.interrupts`) records the epoch it was admitted under: a later lockdown
+        interrupts it."""
         # SQLAlchemy Core on a pooled connection: this runs before every side effect, so it stays lean.
         conn = None
         try:
@@ -43,6 +48,8 @@ class LockdownGate:
                 raise ApplicationError(f"lockdown (epoch {row.epoch}): {action} refused: {row.reason}",
                                        row.epoch, type=LOCKED_DOWN, non_retryable=True,
                                        category=ApplicationErrorCategory.BENIGN)  # expected: logged at DEBUG
+            if run is not None:
+                run.admitted_epoch = row.epoch if row is not None else 0
             yield
             conn.commit()  # releases the shared lock: the side effect has started
 

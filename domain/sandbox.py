@@ -194,6 +194,7 @@ class Step(StrEnum):
     REJECTED = "rejected"
     DELIVERED = "delivered"
     BLOCKED = "blocked"  # the guardrails refused the code: it never ran
+    INTERRUPTED = "interrupted"  # a lockdown killed the run; a person decides whether it runs again
     FAILED = "failed"
     DESTROYED = "destroyed"
 
@@ -299,7 +300,7 @@ class ReviewView(BaseModel):
 class SandboxOutcome(BaseModel):
     workflow_id: str
     sandbox_id: str
-    status: Literal["approved", "rejected", "blocked", "failed"]
+    status: Literal["approved", "rejected", "blocked", "failed", "interrupted"]
     backend: Backend | None = None
     isolation_reason: str = ""
     exit_code: int | None = None

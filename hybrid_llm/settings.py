@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     approvals_four_eyes: bool = Field(default=True, description="An approval must come from an approver who is not "
                                       "the requester (turn off only for one-person deployments; recorded per run).")
     approval_ttl_s: float = Field(default=900.0, gt=0, description="An approval must be used within this time.")
+    # Lockdown: how many different operators must present the release secret; critical inputs per principal.
+    lockdown_release_operators: int = Field(default=1, ge=1, le=5, description="Different operators whose valid "
+                                            "release secret a release needs (2 = four eyes).")
+    strike_threshold: int = Field(default=3, ge=0, description="More critical guardrail hits in one principal's own "
+                                  "input than this within the window suspend that principal and alert operators.")
+    strike_window_s: float = Field(default=3600.0, gt=0)
     # Resource monitor (in each worker): exhausted resources lock the platform down.
     monitor_memory_percent: float = Field(default=95.0, gt=0, le=100)
     monitor_backlog: int = Field(default=10_000, ge=1)

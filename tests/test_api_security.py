@@ -19,7 +19,7 @@ async def test_panic_button_and_release_over_http(api, run_worker, scripted_pool
         assert (await api.get("/v1/lockdown")).json()["locked"] is False
         engaged = await api.post("/v1/lockdown/engage", json={"reason": "over http"})
         assert engaged.status_code == 200 and engaged.json()["locked"]
-        assert engaged.json()["actor"] == actor_label(operator)
+        assert engaged.json()["actor"] == operator.label and engaged.json()["principal_id"] == operator.id
         bad = await api.post("/v1/lockdown/release", json={"secret": "nope"})
         assert bad.status_code == 403 and "WrongSecret" in bad.json()["message"] and "nope" not in bad.text
         too_soon = await api.post("/v1/lockdown/release", json={"secret": lockdown_secret})
@@ -30,6 +30,8 @@ async def test_panic_button_and_release_over_http(api, run_worker, scripted_pool
         not_locked = await api.post("/v1/lockdown/release", json={"secret": lockdown_secret})
         assert not_locked.status_code == 409
         assert (await api.post("/v1/lockdown/engage", json={})).status_code == 422
+        alerts = await api.get("/v1/lockdown/alerts")
+        assert alerts.status_code == 200 and isinstance(alerts.json(), list)
 
 
 async def test_approvals_over_http(api, client, settings, run_worker, scripted_pool, tmp_path,  # noqa: F811

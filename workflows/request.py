@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.permissions import Actor, Operation, PermissionRequest
     from domain.principals import Principal
     from workflows.pausable import Pausable
+    from workflows.user_input import enforce_user_input
     from workflows.delegation import DelegationWorkflow
     from workflows.blob_refs import by_reference
     from workflows.model_call import activity_error_message, call_model, enforce
@@ -93,7 +94,7 @@ class RequestWorkflow(Pausable):
         preflight = await workflow.execute_local_activity_method(
             PreflightActivities.preflight, PreflightInput(prompt=request.prompt, semantic=tuning.guard_semantic),
             start_to_close_timeout=timedelta(seconds=60))
-        await self._enforce(preflight.verdict, "the request")
+        await self._enforce(preflight.verdict, "the request", users_own=True, principal=inp.principal)
         snapshot = preflight.pool
         if request.model is not None and snapshot.get(request.model) is None:
             known = ", ".join(m.spec.id for m in snapshot.models)
@@ -172,13 +173,17 @@ class RequestWorkflow(Pausable):
             citations=citations(context) if context is not None else [],
         )
 
-    async def _enforce(self, verdict: Verdict, what: str) -> None:
-        """A block fails the request, and a critical hit locks the platform down first. Every verdict is already in
+    async def _enforce(self, verdict: Verdict, what: str, users_own: bool = False,
+                       principal: Principal | None = None) -> None:
+        """A block fails the request; a critical hit in a model's output locks the platform down first, one in the
+        user's own input counts against that principal (workflows/user_input.py). Every verdict is already in
         history (an activity result); findings are also put in the memo, where the UI shows them."""
         if verdict.risk == Risk.NONE:
             return
         self._verdicts[what] = summary(verdict)
         workflow.upsert_memo({"guardrails": self._verdicts})
+        if users_own:
+            await enforce_user_input(verdict, what, principal)
         await enforce(verdict, what)
 
     def _record(self, decisions: list[RoutingDecision]) -> None:

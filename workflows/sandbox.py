@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         delivery_folder,
     )
     from domain.scanning import ScanRequest, blocked_message, is_security_alert, summary
-    from workflows.pausable import Pausable
+    from workflows.pausable import Pausable, interrupted_epoch
     from workflows.permission import PermissionWorkflow
     from workflows.search_attributes import AWAITING_APPROVAL
 
@@ -160,11 +160,14 @@ class SandboxWorkflow(Pausable):
                                           f"network {'granted' if network else 'off'}")
             self._record(Step.EXECUTING, " ".join(spec.argv())[:500])
             try:
-                result = await self.guarded(lambda: self._execute(ref, inp, network))
+                result = await self._execute_unless_refused(ref, inp, network)
             except ActivityError as e:
                 reason = f"the run did not complete: {e.cause or e}"
                 self._record(Step.FAILED, reason)
                 return self._finish(outcome, "failed", reason)
+            if isinstance(result, ReviewDecision):
+                return self._finish(outcome, "interrupted", result.note or "interrupted by a lockdown",
+                                    by=result.by)
             result.stdout, result.stderr = clip(result.stdout), clip(result.stderr)
             self._result = result
             outcome = self._with_result(outcome, result)
@@ -206,8 +209,33 @@ class SandboxWorkflow(Pausable):
             # Model code never runs twice behind anyone's back: a run lost with its worker fails, and is destroyed.
             retry_policy=RetryPolicy(maximum_attempts=1))
 
-    async def _review(self, inp: SandboxInput) -> ReviewDecision:
-        if inp.approve is not None:
+    async def _execute_unless_refused(self, ref: SandboxRef, inp: SandboxInput,
+                                      network: bool) -> ExecResult | ReviewDecision:
+        """Run; a run a lockdown killed never runs again by itself: after release a person decides (`decide`:
+        approve = run it again). Returns the result, or the decision not to run it again."""
+        while True:
+            try:
+                return await self.guarded(lambda: self._execute(ref, inp, network), rerun_interrupted=False)
+            except ActivityError as e:
+                epoch = interrupted_epoch(e)
+                if epoch is None:
+                    raise
+            self._record(Step.INTERRUPTED, f"lockdown (epoch {epoch}) killed the run; after release a person "
+                                           "decides whether it runs again")
+            self._prompted = True  # re-read the state (workflows/pausable.py), wait for the release
+            await self.checkpoint()
+            self._decision = None
+            self._record(Step.INTERRUPTED, "released: waiting for a person to decide whether it runs again")
+            decision = await self._review(inp, up_front=False)
+            if not decision.approve:
+                self._record(Step.REJECTED, f"not run again, by {decision.by}"
+                                            + (f": {decision.note}" if decision.note else ""))
+                return decision
+            self._record(Step.EXECUTING, f"again, approved by {decision.by}")
+            self._decision = None
+
+    async def _review(self, inp: SandboxInput, up_front: bool = True) -> ReviewDecision:
+        if up_front and inp.approve is not None:
             why = self._refusal(inp.approve)
             if why is None:
                 self._decision = inp.approve

@@ -39,6 +39,8 @@ class LockdownSecretRow(Base):
     r: Mapped[int]
     p: Mapped[int]
     set_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    # `scrypt-ed25519`: `hash` is the Ed25519 public key of the scrypt seed (cannot sign); `scrypt-hmac`: legacy.
+    scheme: Mapped[str] = mapped_column(sa.String(32), server_default="scrypt-hmac")
     __table_args__ = (sa.CheckConstraint("id = 1", name="lockdown_secret_singleton"),)
 
 
@@ -51,6 +53,56 @@ class ReleaseAttemptRow(Base):
     epoch: Mapped[int] = mapped_column(sa.BigInteger)
     ok: Mapped[bool]
     actor: Mapped[str | None] = mapped_column(sa.String(200))
+    principal_id: Mapped[str | None] = mapped_column(sa.String(200), index=True)
+
+
+class ReleaseBackoffRow(Base):
+    """Wrong release secrets in a row, per principal: one principal's guesses never delay another."""
+
+    __tablename__ = "lockdown_release_backoff"
+
+    scope: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    next_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class PrincipalStrikeRow(Base):
+    """A critical guardrail hit in a principal's own input (the request fails; no lockdown)."""
+
+    __tablename__ = "principal_strikes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now(), index=True)
+    scope: Mapped[str] = mapped_column(sa.String(200))
+    principal_id: Mapped[str] = mapped_column(sa.String(200), index=True)
+    workflow_id: Mapped[str | None] = mapped_column(sa.String(256))
+    reason: Mapped[str] = mapped_column(sa.Text)
+
+
+class PrincipalSuspensionRow(Base):
+    """A suspended principal: the API's auth check refuses its key while `lifted_at` is null."""
+
+    __tablename__ = "principal_suspensions"
+
+    principal_id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    reason: Mapped[str] = mapped_column(sa.Text)
+    by: Mapped[str] = mapped_column(sa.String(200))
+    lifted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class SecurityAlertRow(Base):
+    """Something operators must look at (a principal suspended, ...): shown by `lockdown status`."""
+
+    __tablename__ = "security_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now(), index=True)
+    scope: Mapped[str] = mapped_column(sa.String(200), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    principal_id: Mapped[str | None] = mapped_column(sa.String(200))
+    message: Mapped[str] = mapped_column(sa.Text)
 
 
 class PermissionFailureRow(Base):

@@ -6,8 +6,12 @@ environment at call time, so their values never reach workflow history or logs.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
+import threading
 
+from activities.interrupts import current_stop, on_current_stop
 from activities.providers.base import ProviderError, ProviderOutput
 from domain.registry import ModelSpec
 from domain.requests import ChatMessage
@@ -67,8 +71,7 @@ class LiteLLMProvider:
                                          "json_schema": {"name": "reply", "schema": json_schema}}
         if "mock_response" in self.spec.options:  # litellm's own offline path, used by tests
             kwargs["mock_response"] = str(self.spec.options["mock_response"])
-        try:
-            resp = litellm.completion(
+        call = dict(
                 model=self.spec.model,
                 messages=[m.model_dump() for m in messages],
                 max_tokens=min(max_tokens, self.spec.max_output_tokens),
@@ -80,6 +83,14 @@ class LiteLLMProvider:
                 timeout=float(self.spec.options.get("timeout_s", 120)),
                 **kwargs,
             )
+        try:
+            stop = current_stop()
+            if stop is None:
+                resp = litellm.completion(**call)
+            else:  # a lockdown may cancel it: the request itself is aborted (activities/interrupts.py)
+                resp = _cancellable(litellm.acompletion(**call), stop)
+                if resp is None:
+                    return ProviderOutput(text="", prompt_tokens=0, completion_tokens=0)
         except Exception as e:  # litellm maps every provider's errors onto OpenAI-style classes
             status = getattr(e, "status_code", None)
             name = type(e).__name__
@@ -97,3 +108,29 @@ class LiteLLMProvider:
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         )
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    """One event loop thread per worker process for cancellable calls (litellm's async clients stay on it)."""
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="litellm-calls", daemon=True).start()
+        return _loop
+
+
+def _cancellable(coro, stop: threading.Event):
+    """Run `coro` on the background loop; a lockdown cancels the task, which aborts the HTTP request. None if so."""
+    future = asyncio.run_coroutine_threadsafe(coro, _background_loop())
+    on_current_stop(future.cancel)
+    if stop.is_set():
+        future.cancel()
+    try:
+        return future.result()
+    except concurrent.futures.CancelledError:
+        return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
+from activities.interrupts import current_stop
 from activities.providers.base import ProviderError, ProviderOutput
 from domain.registry import ModelSpec
 from domain.requests import ChatMessage
@@ -61,10 +62,32 @@ class LlamaCppProvider:
                     temperature=temperature,
                     # llama.cpp honours json_object with a schema (a grammar), not json_schema (FACTS.md).
                     response_format={"type": "json_object", "schema": json_schema} if json_schema else None,
+                    logits_processor=stop_between_tokens(current_stop(), self._llama.token_eos()),
                 )
             except ValueError as e:  # e.g. prompt longer than the context window
                 raise ProviderError(str(e), retryable=False, kind="BadRequest") from e
+            if (stop := current_stop()) is not None and stop.is_set():
+                # A lockdown ended it early: the activity reports the interruption, this (partial) output is void.
+                return ProviderOutput(text="", prompt_tokens=0, completion_tokens=0)
         usage = out.get("usage") or {}
         return ProviderOutput(text=out["choices"][0]["message"].get("content") or "",
                               prompt_tokens=int(usage.get("prompt_tokens", 0)),
                               completion_tokens=int(usage.get("completion_tokens", 0)))
+
+
+def stop_between_tokens(stop: threading.Event | None, eos: int):
+    """A logits processor that ends the generation at the next token once `stop` is set (None: no processor):
+    every logit but end-of-sequence becomes -inf, so the model's next token ends it. llama-cpp-python calls it once
+    per sampled token (from a ctypes callback, where an exception would be swallowed, hence no raise)."""
+    if stop is None:
+        return None
+    import numpy as np
+    from llama_cpp import LogitsProcessorList
+
+    def check(input_ids, scores):
+        if stop.is_set():
+            scores[:] = -np.inf
+            scores[eos] = 0.0
+        return scores
+
+    return LogitsProcessorList([check])

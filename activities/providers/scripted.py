@@ -11,6 +11,7 @@ import json
 import re
 import time
 
+from activities.interrupts import current_stop
 from activities.providers.base import ProviderError, ProviderOutput
 from domain.registry import ModelSpec
 from domain.requests import ChatMessage
@@ -44,7 +45,11 @@ class ScriptedProvider:
             raise ProviderError(f"{self.spec.id}: scripted {fail} failure", retryable=fail == "transient")
         delay = float(self.spec.options.get("delay_ms", 0)) / 1000
         if delay:
-            time.sleep(delay)
+            stop = current_stop()  # a lockdown stops the simulated generation at once
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
         text = str(self.spec.options.get("reply", "scripted answer to: {prompt}"))
         for pattern, reply in json.loads(str(self.spec.options.get("script", "[]"))):

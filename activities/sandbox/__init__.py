@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.interrupts import admitted_run
 from activities.filesystem import PathRefused, PlatformFiles, atomic_write, same_content
 from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
@@ -101,9 +102,14 @@ class SandboxActivities:
     def execute(self, req: ExecRequest) -> ExecResult:
         """Run once, admitted by the lockdown gate; heartbeats while it runs."""
         ws = self._existing(req)
+        with self.gate.interrupts.running(f"sandbox run {req.sandbox_id}") as run:
+            result = self._execute(req, ws, run)
+        run.raise_if_interrupted()  # killed by a lockdown: no result, the workflow asks a person what next
+        return result
 
+    def _execute(self, req: ExecRequest, ws: Workspace, run) -> ExecResult:
         def admit():
-            return self.gate.admit(f"sandbox run {req.sandbox_id}")
+            return admitted_run(self.gate, f"sandbox run {req.sandbox_id}", run)
 
         tick = activity.heartbeat
         if req.backend == Backend.MICROVM:

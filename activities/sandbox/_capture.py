@@ -30,10 +30,12 @@ def run_capped(argv: list[str], *, wall_s: float, output_bytes: int, kill: Calla
     """Start `argv`; keep at most `output_bytes` of stdout + stderr; `kill(proc)` when the wall clock or the
     output cap runs out. `tick` runs about every `tick_every_s` (activity heartbeats). The process starts inside `admit()` (the lockdown
     gate), which is left as soon as it has started."""
-    with (admit or nullcontext)():
+    with (admit or nullcontext)() as admitted:
         started = time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env, close_fds=True, pass_fds=pass_fds)
+        if callable(getattr(admitted, "started", None)):
+            admitted.started(lambda: kill(proc))  # a lockdown may stop it (activities/interrupts.py)
     kept = {1: bytearray(), 2: bytearray()}
     seen = {1: 0, 2: 0}
     over = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -20,8 +21,10 @@ OperatorDep = Annotated[Principal, Depends(require(AccessRole.OPERATOR))]
 ApproverDep = Annotated[Principal, Depends(require(AccessRole.APPROVER))]
 ApprovalReaderDep = Annotated[Principal, Depends(require(AccessRole.APPROVER, AccessRole.AUDITOR,
                                                          AccessRole.OPERATOR))]
+OverseerDep = Annotated[Principal, Depends(require(AccessRole.OPERATOR, AccessRole.AUDITOR))]
 
-_RELEASE_STATUS = {"WrongSecret": 403, "SlowDown": 429, "NotLocked": 409, "StaleRelease": 409, "NoSecret": 409}
+_RELEASE_STATUS = {"WrongSecret": 403, "PermissionDenied": 403, "SlowDown": 429, "NotLocked": 409,
+                   "StaleRelease": 409, "NoSecret": 409}
 
 
 class EngageBody(BaseModel):
@@ -31,8 +34,8 @@ class EngageBody(BaseModel):
 
 class ReleaseBody(BaseModel):
     model_config = {"extra": "forbid"}
-    secret: str = Field(min_length=1, max_length=1024, description="Never logged or stored; only an epoch-bound "
-                                                                  "token derived from it reaches Temporal.")
+    secret: str = Field(min_length=1, max_length=1024, description="Never logged or stored; only a signature "
+                                                                  "bound to this epoch and principal reaches Temporal.")
 
 
 class DecisionBody(BaseModel):
@@ -42,26 +45,37 @@ class DecisionBody(BaseModel):
 
 
 @router.get("/v1/lockdown", response_model=LockdownState, responses=_UNAVAILABLE)
-async def lockdown_status(gate: GateDep, settings: SettingsDep, principal: AnyRoleDep) -> LockdownState:
-    """Locked or not, why, which trigger, when and by whom."""
+async def lockdown_status(gate: GateDep, settings: SettingsDep, _: AnyRoleDep) -> LockdownState:
+    """Locked or not, why, which trigger, when and by whom (every role: a user's request may be waiting on it)."""
     return await lockdown_client.current(await gate.client(), settings)
 
 
-@router.post("/v1/lockdown/engage", response_model=LockdownState, responses={422: {"model": Problem}, **_UNAVAILABLE})
+@router.get("/v1/lockdown/alerts", responses=_UNAVAILABLE)
+async def lockdown_alerts(settings: SettingsDep, _: OverseerDep, limit: int = 20) -> list[dict]:
+    """Recent security alerts for operators and auditors (principals suspended for critical inputs), newest first."""
+    return await asyncio.to_thread(lockdown_client.alerts, settings, max(1, min(limit, 200)))
+
+
+@router.post("/v1/lockdown/engage", response_model=LockdownState,
+             responses={403: {"model": Problem}, 422: {"model": Problem}, **_UNAVAILABLE})
 async def lockdown_engage(body: EngageBody, gate: GateDep, settings: SettingsDep,
-                          principal: OperatorDep) -> LockdownState:
-    """Panic button: returns once no LLM call, file write or sandbox run can start anywhere."""
-    return await lockdown_client.engage(await gate.client(), settings, body.reason, actor=actor_label(principal))
+                          operator: OperatorDep) -> LockdownState:
+    """Panic button (operators): returns once no LLM call, file write or sandbox run can start anywhere and the
+    running ones are being stopped."""
+    try:
+        return await lockdown_client.engage(await gate.client(), settings, body.reason, operator)
+    except lockdown_client.LockdownError as e:
+        raise HTTPException(_RELEASE_STATUS.get(e.kind, 400), f"{e.kind}: {e}") from None
 
 
 @router.post("/v1/lockdown/release", response_model=LockdownState,
              responses={403: {"model": Problem}, 409: {"model": Problem}, 429: {"model": Problem}, **_UNAVAILABLE})
 async def lockdown_release(body: ReleaseBody, gate: GateDep, settings: SettingsDep,
-                           principal: OperatorDep) -> LockdownState:
-    """Release with the secret; paused workflows resume where they stopped."""
+                           operator: OperatorDep) -> LockdownState:
+    """Release with the secret (operators); paused workflows resume where they stopped. With two operators
+    required, the first valid proof is recorded and the state stays locked until a second operator's."""
     try:
-        return await lockdown_client.release(await gate.client(), settings, body.secret,
-                                             actor=actor_label(principal))
+        return await lockdown_client.release(await gate.client(), settings, body.secret, operator)
     except lockdown_client.LockdownError as e:
         raise HTTPException(_RELEASE_STATUS.get(e.kind, 400), f"{e.kind}: {e}") from None
 

@@ -11,7 +11,7 @@ import typer
 
 from hybrid_llm.cli import remote as api
 from domain.principals import AccessRole
-from hybrid_llm.cli.common import CLIError, console, local_actor, remote, run, settings
+from hybrid_llm.cli.common import CLIError, console, local_operator, remote, run, settings
 
 
 def _read_secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:
@@ -42,22 +42,29 @@ def register(app: typer.Typer) -> None:
 
         async def go():
             cfg = settings()
-            return await lockdown_client.engage(await connect(cfg), cfg, reason,
-                                                actor=local_actor(cfg, AccessRole.OPERATOR))
+            try:
+                return await lockdown_client.engage(await connect(cfg), cfg, reason,
+                                                    local_operator(cfg, AccessRole.OPERATOR))
+            except lockdown_client.LockdownError as e:
+                raise CLIError(f"{e.kind}: {e}") from None
 
         _show(api.lockdown_engage(settings(), reason) if remote(settings()) else run(go()), as_json)
 
     @lockdown.command()
     def status(as_json: JsonFlag = False) -> None:
-        """Locked or not, why, by what trigger, when and by whom."""
+        """Locked or not, why, by what trigger, when and by whom; and recent security alerts (suspensions)."""
         from hybrid_llm import lockdown_client
         from hybrid_llm.temporal import connect
 
+        cfg = settings()
+
         async def go():
-            cfg = settings()
             return await lockdown_client.current(await connect(cfg), cfg)
 
-        _show(api.lockdown_state(settings()) if remote(settings()) else run(go()), as_json)
+        if remote(cfg):
+            _show(api.lockdown_state(cfg), as_json)
+        else:
+            _show(run(go()), as_json, alerts=lockdown_client.alerts(cfg))
 
     @lockdown.command()
     def release(secret_stdin: Annotated[bool, typer.Option(help="Read the secret from stdin.")] = False,
@@ -72,7 +79,7 @@ def register(app: typer.Typer) -> None:
             cfg = settings()
             try:
                 return await lockdown_client.release(await connect(cfg), cfg, secret,
-                                                     actor=local_actor(cfg, AccessRole.OPERATOR))
+                                                     local_operator(cfg, AccessRole.OPERATOR))
             except lockdown_client.LockdownError as e:
                 raise CLIError(f"{e.kind}: {e}") from None
 
@@ -95,13 +102,21 @@ def register(app: typer.Typer) -> None:
         console.print("lockdown secret set")
 
 
-def _show(state, as_json: bool) -> None:
+def _show(state, as_json: bool, alerts: list[dict] | None = None) -> None:
     if as_json:
-        print(json.dumps(state.model_dump(mode="json")))
+        out = state.model_dump(mode="json")
+        if alerts is not None:
+            out["alerts"] = alerts
+        print(json.dumps(out))
         return
+    for a in alerts or []:
+        console.print(f"[yellow]alert[/] {a['at']} {a['kind']}: {a['message']}", highlight=False, markup=False)
     if state.locked:
         console.print(f"[bold red]LOCKED[/] since {state.changed_at} by {state.actor} "
                       f"(trigger: {state.trigger}, epoch {state.epoch})\nreason: {state.reason}", highlight=False)
+        if state.releases_needed > 1:
+            console.print(f"release proofs: {', '.join(state.release_approvals) or 'none'} "
+                          f"({state.releases_needed} different operators needed)", highlight=False)
     else:
         console.print(f"[green]unlocked[/] (epoch {state.epoch})"
                       + (f", last change {state.changed_at} by {state.actor}" if state.changed_at else ""),

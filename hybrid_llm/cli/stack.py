@@ -20,8 +20,12 @@ def register(app: typer.Typer) -> None:
         from hybrid_llm.stack import up as stack_up
 
         cfg = settings()
-        _show(stack_up(cfg), as_json, "up")
+        report = stack_up(cfg)
+        _show(report, as_json, "up")
         if not as_json:
+            if report.lockdown_secret:
+                console.print("[bold]Lockdown release secret (shown once, stored nowhere; keep it safe):[/] "
+                              f"{report.lockdown_secret}", highlight=False)
             _remind_secret(cfg)
 
     @app.command()

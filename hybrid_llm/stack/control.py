@@ -32,8 +32,8 @@ def _locked(settings: Settings) -> Iterator[None]:
 def up(settings: Settings) -> StackStatus:
     """Start what is not running (reusing what is), migrate the database, start the worker."""
     with _locked(settings):
-        _up(settings)
-    return status(settings)
+        secret = _up(settings)
+    return status(settings).model_copy(update={"lockdown_secret": secret})
 
 
 def down(settings: Settings) -> StackStatus:
@@ -48,7 +48,7 @@ def down(settings: Settings) -> StackStatus:
     return status(settings)
 
 
-def _up(settings: Settings) -> None:
+def _up(settings: Settings) -> str | None:
     (settings.state_dir / "logs").mkdir(exist_ok=True)
     from hybrid_llm.temporal import keyring_for
 
@@ -66,8 +66,22 @@ def _up(settings: Settings) -> None:
     from hybrid_llm.identity import ensure_local_credential
 
     ensure_local_credential(settings)  # <state_dir>/operator.key (0600): the local CLI's operator key
+    secret = _ensure_release_secret(settings)  # before the worker: nothing can lock without a way to release
     WorkerProcess(settings).start()
     ApiProcess(settings).start()  # console, codec endpoint for the Web UI, API for remote CLIs
+    return secret
+
+
+def _ensure_release_secret(settings: Settings) -> str | None:
+    """Make a release secret when none is set; returned to be shown once, written nowhere but as a public key."""
+    from activities.db import make_engine
+    from activities.lockdown_store import LockdownStore
+
+    engine = make_engine(settings.effective_database_url, pool_size=1)
+    try:
+        return LockdownStore(engine, settings.task_queue).create_secret_if_missing()
+    finally:
+        engine.dispose()
 
 
 def status(settings: Settings) -> StackStatus:

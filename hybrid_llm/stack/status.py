@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 PartState = Literal["running", "stopped", "external", "unreachable"]
 
@@ -21,6 +21,8 @@ class StackStatus(BaseModel):
     parts: dict[str, PartStatus]
     temporal_ui: str | None = None
     state_dir: str
+    lockdown_secret: str | None = Field(default=None, description="the release secret `up` just made (when none "
+                                        "was set): shown this once, stored only as a public key")
 
     @property
     def all_up(self) -> bool:
