@@ -10,6 +10,9 @@ from temporalio.client import Client
 
 from hybrid_llm.api import errors
 from hybrid_llm.api.gate import TemporalGate
+from hybrid_llm.api.console_routes import pages as console_pages
+from hybrid_llm.api.console_routes import router as console_router
+from hybrid_llm.api.openai_routes import router as openai_router
 from hybrid_llm.api.rag_routes import router as rag_router
 from hybrid_llm.api.routes import router
 from hybrid_llm.api.security_routes import router as security_router
@@ -35,5 +38,8 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(security_router)
     app.include_router(sandbox_router)
     app.include_router(rag_router)
+    app.include_router(openai_router)
+    app.include_router(console_router)
+    app.include_router(console_pages)
     errors.install(app)
     return app
