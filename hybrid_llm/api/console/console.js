@@ -104,21 +104,22 @@ function renderLockdown(s) {
     : "Not locked (epoch " + s.epoch + ")");
 }
 
-function decisionControls(prefix, id, labels, onDecide) {
-  const noteId = prefix + "-note-" + id;
+function decisionControls(section, id, labels, onDecide) {
+  // The outcome goes to the section's own status line: the card itself leaves the list once decided.
+  const noteId = section + "-note-" + id;
   const note = el("input", { id: noteId, maxlength: 2000 });
-  const result = el("p", { role: "status", class: "result" });
   const decide = async (approve) => {
+    const verb = approve ? labels[0] : labels[1];
     try {
       const out = await onDecide(approve, note.value);
-      result.textContent = visible(out.result || (approve ? "approved" : "rejected"));
-    } catch (e) { result.textContent = visible(e.message); }
-    delete state.seen[prefix === "approval" ? "approvals" : "sandboxes"];
+      setText(section + "-status", verb + " " + id + ": " + (out.result || "done"));
+    } catch (e) { setText(section + "-status", verb + " " + id + " failed: " + e.message); }
+    delete state.seen[section];
+    refresh();
   };
   return [el("label", { for: noteId, text: "Note" }), note,
           el("div", {}, el("button", { type: "button", on: { click: () => decide(true) }, text: labels[0] }),
-                        el("button", { type: "button", on: { click: () => decide(false) }, text: labels[1] })),
-          result];
+                        el("button", { type: "button", on: { click: () => decide(false) }, text: labels[1] }))];
 }
 
 function renderApprovals(items) {
@@ -133,7 +134,7 @@ function renderApprovals(items) {
       el("p", { text: "Model: " + (r.model_id || "—") + ". Why: " + (r.explanation || "—") }),
       el("p", { text: "Policy: " + item.decision.decision + " — " + item.decision.reason }),
       el("p", { class: "hint", text: item.workflow_id }),
-      ...decisionControls("approval", item.workflow_id, ["Approve", "Deny"],
+      ...decisionControls("approvals", item.workflow_id, ["Approve", "Deny"],
         (approve, note) => api("POST", "/v1/approvals/" + encodeURIComponent(item.workflow_id), { approve, note }))));
   }
 }
@@ -156,7 +157,7 @@ async function renderSandboxes(runs) {
       el("h4", { text: "Output" }), el("pre", { class: "stdout", text: res.stdout }),
       el("h4", { text: "Errors" }), el("pre", { class: "stderr", text: res.stderr }),
       el("h4", { text: "Files" }), files.length ? el("ul", {}, ...files) : el("p", { text: "none" }),
-      ...decisionControls("sandbox", v.workflow_id, ["Approve output", "Reject output"],
+      ...decisionControls("sandboxes", v.workflow_id, ["Approve output", "Reject output"],
         (approve, note) => api("POST", "/v1/sandboxes/" + encodeURIComponent(v.workflow_id) + "/decision",
                                { approve, note }))));
   }
