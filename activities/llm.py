@@ -141,7 +141,7 @@ class LLMActivities:
             with self.pool.in_flight(req.model_id, wait=_heartbeat) as provider:
                 t0 = time.perf_counter()
                 if req.stream or req.stop or req.json_mode:
-                    call, args = self._load_and_stream, (provider, req, self._stream_to(req))
+                    call, args = self._load_and_stream, (provider, req, *self._stream_to(req))
                 else:
                     call, args = self._load_and_complete, (provider, req)
                 with self.gate.admit(f"an LLM call to {req.model_id}"):
@@ -189,20 +189,23 @@ class LLMActivities:
         load_ms, _ = self.pool.ensure_loaded(req.model_id)
         return load_ms, provider.complete(req.messages, req.max_tokens, req.temperature, req.json_schema)
 
-    def _stream_to(self, req: CompletionRequest) -> str | None:
-        """The workflow whose answer stream this call publishes to (the calling workflow), if any."""
+    def _stream_to(self, req: CompletionRequest) -> tuple[str | None, bool]:
+        """The workflow whose answer stream this call publishes to (the calling workflow), if any, and whether part
+        of the answer may be there already (an earlier attempt, or an earlier model)."""
         if not req.stream or self.streams is None or not activity.in_activity():
-            return None
-        return activity.info().workflow_id
+            return None, False
+        info = activity.info()
+        return info.workflow_id, req.resume or info.attempt > 1
 
-    def _load_and_stream(self, provider, req: CompletionRequest, workflow_id: str | None):
+    def _load_and_stream(self, provider, req: CompletionRequest, workflow_id: str | None, resume: bool):
         """Generate, publishing batches as they come. What an earlier attempt (or model) already published is the
         prefix this call continues, never sent twice. Each batch is published only once the text so far passed the
         guardrails; a blocked batch stops the generation (the whole output is scanned again as usual)."""
         writer: AnswerWriter | None = None
         prefix = ""
         if workflow_id is not None and self.streams is not None:
-            prefix = self.streams.published(workflow_id)
+            if resume:
+                prefix = self.streams.published(workflow_id)
             writer = self.streams.open(workflow_id)
         batcher, sent = Batcher(), prefix
 

@@ -31,6 +31,7 @@ class CompletionRequest(BaseModel):
     json_mode: bool = False  # constrain to a JSON object (json_schema, when given, constrains further)
     seed: int | None = None  # a retried call samples the same text (the stream skips what was published)
     stream: bool = False  # publish the text to the calling workflow's stream as it is generated
+    resume: bool = False  # an earlier call may have published part of the answer: continue after it
 
     @model_validator(mode="after")
     def _messages_or_ref(self) -> "CompletionRequest":

@@ -54,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.permission import PermissionWorkflow
     from workflows.sandbox import SandboxWorkflow
     from workflows.search_attributes import MODEL, TASK_TYPE
-    from domain.streaming import seed_for
 
 from workflows.streaming import AnswerStream
 
@@ -321,18 +320,10 @@ class RequestWorkflow(AnswerStream, Pausable):
             CompletionRequest(model_id=model_id, **refs, max_tokens=request.max_tokens,
                               temperature=request.temperature, request_id=request.request_id,
                               scan_semantic=tuning.guard_semantic, json_schema=request.json_schema,
-                              **self._chat_options(request)),
+                              **self.chat_options(request)),
             start_to_close_timeout=timedelta(seconds=tuning.llm_start_to_close_s),
             heartbeat_timeout=timedelta(seconds=tuning.llm_heartbeat_timeout_s),
             retry_policy=self._retry(tuning))
-
-    @staticmethod
-    def _chat_options(request: UserRequest) -> dict:
-        """The OpenAI endpoint's options for the LLM activity (none for plain requests: their input stays as it was)."""
-        if not (request.stream or request.stop or request.json_mode):
-            return {}
-        return {"stop": request.stop, "json_mode": request.json_mode, "stream": request.stream,
-                "seed": seed_for(request.request_id)}
 
     @staticmethod
     def _retry(tuning: Tuning) -> RetryPolicy:

@@ -13,13 +13,24 @@ from temporalio.contrib.workflow_streams import WorkflowStream
 
 with workflow.unsafe.imports_passed_through():
     from domain.llm import Completion
-    from domain.streaming import END_TOPIC, AnswerEnd
+    from domain.requests import UserRequest
+    from domain.streaming import END_TOPIC, AnswerEnd, seed_for
 
 
 class AnswerStream:
     def __init__(self) -> None:
         super().__init__()
         self.answer_stream = WorkflowStream()
+        self._answer_calls = 0
+
+    def chat_options(self, request: UserRequest) -> dict:
+        """The OpenAI endpoint's options for one LLM activity (none for plain requests: their input is unchanged).
+        `resume`: an earlier call (a model that failed) may have published part of the answer: continue it."""
+        if not (request.stream or request.stop or request.json_mode):
+            return {}
+        self._answer_calls += 1
+        return {"stop": request.stop, "json_mode": request.json_mode, "stream": request.stream,
+                "seed": seed_for(request.request_id), "resume": self._answer_calls > 1}
 
     def answer_done(self, model: str, completion: Completion) -> None:
         """Tell readers the answer is complete (and cleared by the guardrails); an in-memory append, not a command."""
