@@ -41,3 +41,24 @@ def test_stop_sequences_cut_at_the_first_one():
 
 def test_the_seed_is_stable_per_request():
     assert seed_for("abc") == seed_for("abc") != seed_for("abd")
+
+
+def test_litellm_streams_through_its_offline_mock():
+    from activities.providers.litellm_provider import LiteLLMProvider
+    from domain.registry import ModelSpec
+    from domain.requests import ChatMessage
+
+    from domain.registry import Capability
+
+    spec = ModelSpec(id="mocked", provider="litellm", model="openai/gpt-4o-mini", local=False, api_base="http://x",
+                     capabilities=(Capability.GENERAL,),
+                     options={"mock_response": "The tide turns twice a day."})
+    pieces: list[str] = []
+    out = LiteLLMProvider(spec).stream([ChatMessage(role="user", content="tides?")], 50, 0.0,
+                                       on_text=lambda p: pieces.append(p) or True)
+    assert out.text == "The tide turns twice a day." == "".join(pieces)
+    assert len(pieces) > 1
+    resumed: list[str] = []
+    again = LiteLLMProvider(spec).stream([ChatMessage(role="user", content="tides?")], 50, 0.0, prefix="The tide ",
+                                         on_text=lambda p: resumed.append(p) or True)
+    assert "".join(resumed) == "turns twice a day." and again.text == out.text
