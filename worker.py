@@ -18,12 +18,14 @@ from temporalio.worker import Worker
 import sqlalchemy as sa
 
 from activities.answer_stream import AnswerStreams
+from activities.approvals import ApprovalActivities, ApprovalStore
 from activities.blobs import BlobActivities, BlobStore
 from activities.db import make_engine
 from activities.embeddings import Embedder
 from activities.filesystem import PlatformFiles
 from activities.guard import GuardActivities
 from activities.llm import LLMActivities
+from activities.usage import UsageLedger
 from activities.llm_pool import LLMPool
 from activities.lockdown import LockdownActivities
 from activities.lockdown_gate import LockdownGate
@@ -33,17 +35,18 @@ from activities.preflight import PreflightActivities
 from activities.rag import rag_activities
 from activities.uploads import Uploads
 from activities.resource_monitor import ResourceMonitor
+from domain.approvals import ApprovalRules
 from domain.resources import ResourceLimits
 from activities.routing import RoutingActivities
 from activities.scanning import ScanActivities, Scanner, pool_security_model
 from domain.registry import Registry
 from hybrid_llm.policy_file import load_policy
 from hybrid_llm.registry_file import load_registry
-from hybrid_llm.observability import build_runtime, configure_logging, worker_interceptors
+from hybrid_llm.observability import build_runtime, configure_logging
 from hybrid_llm import rag_client
 from hybrid_llm.sandbox_worker import sandbox_activities, sweep_at_start
 from hybrid_llm.settings import Settings
-from hybrid_llm.temporal import WORKFLOWS, connect, ensure_search_attributes
+from hybrid_llm.temporal import connect, ensure_search_attributes
 
 log = logging.getLogger("hybrid_llm.worker")
 
@@ -63,25 +66,27 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     judge = pool_security_model(pool, gate, settings.guard_model) if settings.guard_model else None
     scanner = Scanner(GuardActivities(embedder, security_model=judge))
     llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads, blobs=blobs,
-                        blob_threshold_bytes=settings.blob_threshold_bytes,
+                        blob_threshold_bytes=settings.blob_threshold_bytes, usage=UsageLedger(engine),
                         streams=AnswerStreams.on_running_loop(client))
     scans = ScanActivities(scanner)
     preflight = PreflightActivities(pool, scanner)
     policy, files = load_policy(settings), PlatformFiles(settings.root)
-    permissions = PermissionActivities(files, policy, store, gate)
+    approvals = ApprovalStore(engine)
+    permissions = PermissionActivities(files, policy, store, gate, approvals,
+                                       ApprovalRules(four_eyes=settings.approvals_four_eyes,
+                                                     ttl_s=settings.approval_ttl_s))
     routing = RoutingActivities(embedder)
     lockdown = LockdownActivities(store, client, task_queue)
     local_slots = 4
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
+        # The workflows, the sealing converter and the interceptors come from the client's HybridPlugin.
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
-                    permissions.write, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
+                    permissions.write, ApprovalActivities(approvals).grant, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
                     *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder),
-                    *sandbox_activities(settings, store, gate, policy).all()],
-        interceptors=worker_interceptors(settings),  # tracing (when configured), metrics, per-run log lines
+                    *sandbox_activities(settings, store, gate, policy, blobs=blobs).all()],
         # Blocking activities are sync: one thread per running activity, never more accepted than there are
         # threads, so an accepted task never sits un-heartbeated in a queue.
         activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),

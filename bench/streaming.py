@@ -101,8 +101,8 @@ async def main() -> None:
         api = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=os.environ.get("HYBRID_API_KEY", "-"),
                                  max_retries=0, timeout=120)
         threads = int(spec.options.get("n_threads", os.cpu_count() or 1))
-        direct = Llama(model_path=spec.path, n_ctx=spec.context_size, n_threads=max(1, min(os.cpu_count() or 1, threads)),
-                       seed=0, verbose=False)
+        direct = Llama(model_path=spec.path, n_ctx=spec.context_size, seed=0, verbose=False,
+                       n_threads=max(1, min(os.cpu_count() or 1, threads)))
         try:
             async with build_worker(client, settings, pool):
                 while not server.started:

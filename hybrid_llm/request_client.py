@@ -9,6 +9,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from domain.principals import Principal
 from domain.requests import Progress, RequestInput, RequestResult, UserRequest, workflow_id_for
 from domain.tuning import Tuning
 from hybrid_llm.settings import Settings
@@ -31,9 +32,12 @@ def tuning_from(settings: Settings) -> Tuning:
                   delegation_max_rounds=settings.delegation_max_rounds)
 
 
-async def start_request(client: Client, settings: Settings, request: UserRequest) -> WorkflowHandle:
-    """Start the request's workflow, or find it: a request id runs once, whether its workflow is running or closed."""
-    payload = RequestInput(request=request, tuning=tuning_from(settings)).model_dump(mode="json")
+async def start_request(client: Client, settings: Settings, request: UserRequest,
+                        principal: Principal | None = None) -> WorkflowHandle:
+    """Start the request's workflow, or find it: a request id runs once, whether its workflow is running or closed.
+    `principal` is who the entry point authenticated; it is sealed into the workflow's input."""
+    payload = RequestInput(request=request, tuning=tuning_from(settings),
+                           principal=principal).model_dump(mode="json")
     workflow_id = workflow_id_for(request.request_id)
     try:
         return await client.start_workflow(

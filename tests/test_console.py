@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
-import uuid
 
 import pytest
 
@@ -15,7 +15,6 @@ from domain.permissions import Actor, Operation, PermissionRequest
 from domain.sandbox import Origin, SandboxSpec
 from hybrid_llm import permission_client, sandbox_client
 from tests.conftest import scripted
-from tests.helpers import ask
 from tests.openai_api import serve_api
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,8 +42,33 @@ async def until(check, timeout_s: float = 30.0):
     return result
 
 
-async def test_console_end_to_end(browser, client, settings, run_worker, scripted_pool, lockdown_secret, tmp_path):
+async def sign_in(page, key: str, name: str) -> None:
+    """Sign in by keyboard: type the key, Tab to the button, Enter."""
     from playwright.async_api import expect
+
+    await expect(page.get_by_label("API key")).to_be_focused()
+    await page.keyboard.type(key)
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Sign in")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#whoami")).to_contain_text(f"Signed in as test-{name}")
+    assert await page.evaluate("sessionStorage.getItem('hybrid-llm-key')") == key
+
+
+async def sign_out(page) -> None:
+    from playwright.async_api import expect
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_label("API key")).to_be_visible()
+    assert await page.evaluate("sessionStorage.getItem('hybrid-llm-key')") is None
+
+
+async def test_console_end_to_end(browser, client, settings, api_keys, run_worker, scripted_pool, lockdown_secret,
+                                  tmp_path):
+    import httpx
+    from playwright.async_api import expect
+
+    from tests.conftest import bearer
 
     policy = tmp_path / "policy.toml"
     policy.write_text('[model]\nrules = []\n[model.unmatched]\nnetwork = "ask"\n')
@@ -59,7 +83,10 @@ async def test_console_end_to_end(browser, client, settings, run_worker, scripte
         sandbox = await sandbox_client.start(client, settings, SandboxSpec(
             command=("/bin/sh", "-c", "printf 'hello \\033[31mred\\n'; echo result > out.txt"),
             origin=Origin(actor="user", name="pytest")))
-        request = await ask(client, settings, "tell me about tides", stream=True, request_id=uuid.uuid4().hex)
+        async with httpx.AsyncClient(base_url=base_url, headers=bearer(api_keys["user"][1])) as http:
+            submitted = await http.post("/v1/requests", json={"prompt": "tell me about tides", "stream": True})
+            assert submitted.status_code == 202, submitted.text
+        request_id = submitted.json()["request_id"]
         await until(lambda: permission_client.pending(client, settings))
 
         page = await browser.new_page(viewport={"width": 1366, "height": 768})  # a laptop screen
@@ -67,16 +94,22 @@ async def test_console_end_to_end(browser, client, settings, run_worker, scripte
         page.on("pageerror", lambda e: errors.append(str(e)))
         await page.goto(f"{base_url}/console")
 
-        # Sign in by keyboard: type the key, Tab to the button, Enter.
-        await expect(page.get_by_label("API key")).to_be_focused()
-        await page.keyboard.type("any-key-until-keys-land")
-        await page.keyboard.press("Tab")
-        await expect(page.get_by_role("button", name="Sign in")).to_be_focused()
-        await page.keyboard.press("Enter")
-        await expect(page.get_by_role("heading", name="Approvals waiting")).to_be_visible()
-        assert await page.evaluate("sessionStorage.getItem('hybrid-llm-key')") == "any-key-until-keys-land"
+        # A wrong key is refused, and the page says so.
+        await page.get_by_label("API key").fill("hlk_wrong")
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.locator("#signin-error")).to_contain_text("refused")
 
-        # The approvals queue: the waiting request, its hidden bidi character shown escaped; approve with a note.
+        # The user: their request in the live list; its streamed answer and its audit timeline.
+        await sign_in(page, api_keys["user"][1], "user")
+        await page.get_by_role("button", name=request_id).click()
+        await expect(page.locator("#detail-title")).to_be_focused()
+        await expect(page.locator("#detail-answer")).to_have_text("streamed: tell me about tides", timeout=30_000)
+        await expect(page.locator("#detail-timeline")).to_contain_text("model_call")
+        await expect(page.locator("#requests-body")).to_contain_text("completed")
+        await sign_out(page)
+
+        # The approver: the approvals queue (a hidden bidi character shown escaped); approve with a note.
+        await sign_in(page, api_keys["approver"][1], "approver")
         card = page.locator(f'#approvals-list li[data-workflow-id="{permission.id}"]')
         await expect(card).to_contain_text("docs.example.org")
         await expect(card).to_contain_text("read the \\u202edocs")
@@ -86,26 +119,24 @@ async def test_console_end_to_end(browser, client, settings, run_worker, scripte
         await expect(card).to_have_count(0)  # decided: it left the queue
         outcome = await asyncio.wait_for(permission.result(), 30)
         assert outcome.decision.decision == "allow" and "docs only" in outcome.decision.reason
+        assert "test-approver" in outcome.decided_by  # recorded as the signed-in approver
 
         # The sandbox review: code, output (the escape character shown escaped), files; approve the output.
         review = page.locator(f'#sandboxes-list li[data-workflow-id="{sandbox.id}"]')
         await expect(review.locator("pre.code")).to_contain_text("printf", timeout=30_000)
-        await expect(review.locator("pre.stdout")).to_have_text("hello \\u001b[31mred\n")
+        # Shown escaped (by the sandbox's output capture or by the page), never as a raw control character.
+        await expect(review.locator("pre.stdout")).to_have_text(re.compile(r"hello \\(x1b|u001b)\[31mred"))
+        assert "\x1b" not in await review.locator("pre.stdout").text_content()
         await expect(review).to_contain_text("out.txt")
         await review.get_by_role("button", name="Approve output").click()
         await expect(page.locator("#sandboxes-status")).to_contain_text(f"Approve output {sandbox.id}")
         await expect(review).to_have_count(0)
         done = await asyncio.wait_for(sandbox.result(), 30)
-        assert done.status == "approved"
+        assert done.status == "approved" and "test-approver" in (done.decided_by or "")
+        await sign_out(page)
 
-        # A request: the list shows it; its detail shows the streamed answer and the timeline.
-        row_button = page.get_by_role("button", name=request.id.removeprefix("request-"))
-        await row_button.click()
-        await expect(page.locator("#detail-answer")).to_have_text("streamed: tell me about tides", timeout=30_000)
-        await expect(page.locator("#detail-timeline")).to_contain_text("model_call")
-        await expect(page.locator("#detail-title")).to_be_focused()
-
-        # Lockdown: the panic button, then the release with the secret.
+        # The operator: the panic button, then the release with the secret.
+        await sign_in(page, api_keys["operator"][1], "operator")
         await page.get_by_label("Reason").fill("console drill")
         await page.get_by_role("button", name="Panic: lock down now").click()
         await expect(page.locator("#lockdown-status")).to_contain_text("LOCKED")

@@ -90,6 +90,7 @@ class LlamaCppProvider:
             try:
                 prompt = llama.tokenize((formatted.prompt + prefill).encode("utf-8"),
                                         add_bos=not formatted.added_special, special=True)
+                template_stops = [formatted.stop] if isinstance(formatted.stop, str) else list(formatted.stop or [])
                 grammar = None
                 if constrained:
                     fmt = {"type": "json_object", **({"schema": json_schema} if json_schema else {})}
@@ -97,7 +98,7 @@ class LlamaCppProvider:
                 chunks = llama.create_completion(
                     prompt=prompt, max_tokens=min(max_tokens, self.spec.max_output_tokens), temperature=temperature,
                     top_p=0.95, top_k=40, min_p=0.05, repeat_penalty=1.0, stream=True, seed=seed, grammar=grammar,
-                    stop=[*(stop or []), *([formatted.stop] if isinstance(formatted.stop, str) else formatted.stop or [])],
+                    stop=[*(stop or []), *template_stops],
                     stopping_criteria=formatted.stopping_criteria)
                 text, finish = "", None
                 for chunk in chunks:

@@ -7,20 +7,23 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.requests import Progress, workflow_id_for
-from hybrid_llm.api.routes import _UNAVAILABLE, GateDep, RequestId, SettingsDep
+from hybrid_llm.api.auth import authenticate
+from hybrid_llm.api.limits import SEE_EVERYTHING, may_read, owners
+from hybrid_llm.api.routes import _AUTH, _UNAVAILABLE, AnyRoleDep, GateDep, ReaderDep, RequestId, SettingsDep
 from hybrid_llm.audit import timeline
 from workflows.request import RequestWorkflow
 
 STATIC = Path(__file__).with_name("console")
 QUERY_TIMEOUT = timedelta(seconds=2)
 
-router = APIRouter(tags=["console"])
+router = APIRouter(tags=["console"], dependencies=[Depends(authenticate)], responses=_AUTH)
 pages = APIRouter(include_in_schema=False)
 
 
@@ -44,18 +47,29 @@ _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
 
 
 @router.get("/v1/console/config", responses=_UNAVAILABLE)
-async def console_config(settings: SettingsDep) -> dict:
+async def console_config(settings: SettingsDep, principal: AnyRoleDep) -> dict:
     """Where the Temporal Web UI is (for links to raw histories), and the namespace."""
     return {"temporal_ui_url": settings.temporal_ui_url, "namespace": settings.temporal_namespace,
             "task_queue": settings.task_queue}
 
 
+@router.get("/v1/console/whoami")
+async def whoami(principal: AnyRoleDep) -> dict:
+    """Who the console is signed in as."""
+    return {"id": principal.id, "name": principal.name, "roles": [r.value for r in principal.roles]}
+
+
 @router.get("/v1/console/requests", responses=_UNAVAILABLE)
-async def recent_requests(gate: GateDep, settings: SettingsDep, limit: int = 30) -> list[dict]:
-    """The latest requests, newest first, each with its status and, while it runs, its stage."""
+async def recent_requests(request: Request, gate: GateDep, settings: SettingsDep, principal: ReaderDep,
+                          limit: int = 30) -> list[dict]:
+    """The latest requests, newest first, each with its status and, while it runs, its stage. Users see the
+    requests they started; auditors and operators every request."""
     client = await gate.client()
     query = f"WorkflowType = 'RequestWorkflow' AND TaskQueue = '{settings.task_queue}'"
     found = [wf async for wf in client.list_workflows(query, limit=max(1, min(limit, 100)))]
+    if not principal.has(*SEE_EVERYTHING):
+        mine = await run_in_threadpool(owners(request).owned_by, principal.id, [wf.id for wf in found])
+        found = [wf for wf in found if wf.id in mine]
 
     async def stage(wf) -> dict:
         item = {"request_id": wf.id.removeprefix("request-"), "workflow_id": wf.id,
@@ -75,8 +89,10 @@ async def recent_requests(gate: GateDep, settings: SettingsDep, limit: int = 30)
 
 
 @router.get("/v1/requests/{request_id}/timeline", responses={404: {}, **_UNAVAILABLE})
-async def request_timeline(request_id: RequestId, gate: GateDep) -> dict:
+async def request_timeline(request_id: RequestId, request: Request, gate: GateDep, principal: ReaderDep) -> dict:
     """The request's audit timeline, built from its event history (children included)."""
+    if not await may_read(request, principal, workflow_id_for(request_id)):
+        raise HTTPException(404, f"no request with id {request_id!r}")
     client = await gate.client()
     try:
         return await timeline.show(client, workflow_id_for(request_id))

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
@@ -26,7 +26,9 @@ from domain.streaming import AnswerEnd
 from hybrid_llm.answer_client import Delta, follow
 from hybrid_llm.api.errors import describe_errors
 from hybrid_llm.api.openai_schemas import ChatCompletionRequest, error_body, sse
-from hybrid_llm.api.routes import GateDep, SettingsDep
+from hybrid_llm.api.auth import authenticate
+from hybrid_llm.api.limits import admit, claim, may_read
+from hybrid_llm.api.routes import _AUTH, AnyRoleDep, GateDep, ReaderDep, SettingsDep, UserDep
 from hybrid_llm.api.routes import pool as pool_view
 from hybrid_llm.request_client import failure_message, start_request
 from hybrid_llm.temporal import TemporalUnavailable
@@ -72,7 +74,7 @@ class OpenAIRoute(APIRoute):
         return wrapped
 
 
-router = APIRouter(tags=["openai"], route_class=OpenAIRoute)
+router = APIRouter(tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(authenticate)], responses=_AUTH)
 CompletionId = Annotated[str, Path(pattern=r"^(chatcmpl-)?[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 
 
@@ -81,19 +83,19 @@ def _model_entry(model_id: str, owned_by: str) -> dict:
 
 
 @router.get("/v1/models")
-async def list_models(gate: GateDep, settings: SettingsDep) -> dict:
-    """OpenAI's model list: `auto` (our router decides) and every enabled model of the worker's pool. (The pool
-    itself, with load and health, is `GET /v1/pool`.)"""
-    snapshot = await pool_view(gate, settings)
+async def list_models(gate: GateDep, settings: SettingsDep, principal: AnyRoleDep) -> dict:
+    """OpenAI's model list: `auto` (our router decides) and every enabled model of the worker's pool that the key
+    may use. (The pool itself, with load and health, is `GET /v1/pool`.)"""
+    snapshot = await pool_view(gate, settings, principal)
     models = [_model_entry("auto", "hybrid-llm")]
     models += [_model_entry(m.spec.id, "local" if m.spec.local else m.spec.provider) for m in snapshot.models
-               if m.spec.enabled]
+               if m.spec.enabled and (principal.models is None or m.spec.id in principal.models)]
     return {"object": "list", "data": models}
 
 
 @router.get("/v1/models/{model_id}")
-async def get_model(model_id: str, gate: GateDep, settings: SettingsDep) -> dict:
-    found = next((m for m in (await list_models(gate, settings))["data"] if m["id"] == model_id), None)
+async def get_model(model_id: str, gate: GateDep, settings: SettingsDep, principal: AnyRoleDep) -> dict:
+    found = next((m for m in (await list_models(gate, settings, principal))["data"] if m["id"] == model_id), None)
     if found is None:
         raise HTTPException(404, f"The model '{model_id}' does not exist")
     return found
@@ -101,18 +103,22 @@ async def get_model(model_id: str, gate: GateDep, settings: SettingsDep) -> dict
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, request: Request, gate: GateDep, settings: SettingsDep,
+                           principal: UserDep,
                            idempotency_key: Annotated[str | None, Header(pattern=REQUEST_ID_PATTERN)] = None,
                            last_event_id: Annotated[str | None, Header()] = None) -> Response:
     """OpenAI's chat completion: one durable request workflow per call; `stream: true` answers with server-sent
     events as the model generates. Retrying with the same `Idempotency-Key` finds the same run (and its answer);
-    add `Last-Event-ID` to resume a stream after the characters already received."""
+    add `Last-Event-ID` to resume a stream after the characters already received. An Idempotency-Key is per caller:
+    another caller's is refused (409)."""
+    await admit(request, principal, body.model)  # allowlist (403), requests per minute and token budget (429)
     request_id = idempotency_key or uuid.uuid4().hex
     try:
         user_request = body.to_user_request(request_id)
     except ValueError as e:
         return openai_error(400, str(e), "invalid_request", "messages")
     client = await gate.client()
-    await start_request(client, settings, user_request)
+    await claim(request, principal, workflow_id_for(request_id), request_id)
+    await start_request(client, settings, user_request, principal=principal)
     completion_id = f"chatcmpl-{request_id}"
     headers = {"X-Request-Id": request_id}
     if body.stream:
@@ -133,11 +139,13 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gate: 
 
 
 @router.get("/v1/chat/completions/{completion_id}/stream", response_model=None)
-async def resume_stream(completion_id: CompletionId, gate: GateDep, after: int = 0,
-                        last_event_id: Annotated[str | None, Header()] = None) -> Response:
+async def resume_stream(completion_id: CompletionId, request: Request, gate: GateDep, principal: ReaderDep,
+                        after: int = 0, last_event_id: Annotated[str | None, Header()] = None) -> Response:
     """Reconnect to a streamed completion (for EventSource and other SSE clients): the events after `Last-Event-ID`
-    (or `after` characters), then the end."""
+    (or `after` characters), then the end. Users follow their own requests; auditors and operators any."""
     request_id = completion_id.removeprefix("chatcmpl-")
+    if not await may_read(request, principal, workflow_id_for(request_id)):
+        raise HTTPException(404, f"no completion with id {completion_id!r}")
     client = await gate.client()
     try:
         await client.get_workflow_handle(workflow_id_for(request_id)).describe()

@@ -97,7 +97,8 @@ class ChatCompletionRequest(BaseModel):
         # The guardrails and the router read every turn: all of it is the caller's input.
         prompt = "\n\n".join(m.content for m in messages if m.content.strip())
         if len(prompt) > MAX_PROMPT_CHARS:
-            raise ValueError(f"messages: the conversation has {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+            raise ValueError(f"messages: the conversation has {len(prompt)} characters; "
+                             f"the limit is {MAX_PROMPT_CHARS}")
         fmt = self.response_format
         schema = fmt.json_schema.schema_ if fmt is not None and fmt.json_schema is not None else None
         stop = [self.stop] if isinstance(self.stop, str) else self.stop
