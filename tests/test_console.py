@@ -101,6 +101,8 @@ async def test_console_end_to_end(browser, client, settings, api_keys, run_worke
 
         # The user: their request in the live list; its streamed answer and its audit timeline.
         await sign_in(page, api_keys["user"][1], "user")
+        await expect(page.get_by_role("heading", name="Approvals waiting")).to_be_hidden()  # not an approver
+        await expect(page.get_by_role("button", name="Panic: lock down now")).to_be_hidden()  # not an operator
         await page.get_by_role("button", name=request_id).click()
         await expect(page.locator("#detail-title")).to_be_focused()
         await expect(page.locator("#detail-answer")).to_have_text("streamed: tell me about tides", timeout=30_000)

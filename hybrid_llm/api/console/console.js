@@ -4,7 +4,7 @@
 
 const KEY = "hybrid-llm-key";
 const $ = (id) => document.getElementById(id);
-const state = { config: null, seen: {}, stream: null, timer: null };
+const state = { config: null, seen: {}, stream: null, timer: null, roles: null };
 
 // --- escaping -------------------------------------------------------------------------------------------------
 const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
@@ -55,8 +55,14 @@ async function signIn(key) {
   setText("whoami", "Signed in");
   try {
     const me = await api("GET", "/v1/console/whoami");
+    state.roles = me.roles;
     setText("whoami", "Signed in as " + me.name + " (" + me.roles.join(", ") + ")");
-  } catch { /* older API without whoami */ }
+  } catch { state.roles = null; /* an API without whoami: show everything, the API still decides */ }
+  // Show what the key's roles allow (the API enforces it either way).
+  const has = (...roles) => state.roles === null || roles.some((r) => state.roles.includes(r));
+  $("approvals").hidden = !has("approver", "auditor", "operator");
+  $("sandboxes").hidden = !has("user", "approver", "auditor", "operator");
+  $("engage-form").hidden = $("release-form").hidden = !has("operator");
   const ui = state.config.temporal_ui_url;
   if (ui) $("temporal-ui").href = ui + "/namespaces/" + encodeURIComponent(state.config.namespace) + "/workflows";
   else $("temporal-ui").hidden = true;
@@ -82,7 +88,7 @@ function signOut(message) {
 async function refresh() {
   await Promise.all([
     part("lockdown", "/v1/lockdown", renderLockdown, "lockdown-error"),
-    part("approvals", "/v1/approvals", renderApprovals, "approvals-error"),
+    $("approvals").hidden ? null : part("approvals", "/v1/approvals", renderApprovals, "approvals-error"),
     part("sandboxes", "/v1/sandboxes", renderSandboxes, "sandboxes-error"),
     part("requests", "/v1/console/requests", renderRequests, "requests-error"),
   ]);
