@@ -33,8 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import openai  # noqa: E402
 import uvicorn  # noqa: E402
 
+from activities.db import make_engine  # noqa: E402
+from activities.keys_store import KeyStore  # noqa: E402
 from activities.llm_pool import LLMPool  # noqa: E402
 from bench.stack import bench_stack  # noqa: E402
+from domain.principals import AccessRole  # noqa: E402
 from hybrid_llm.api import create_app  # noqa: E402
 from hybrid_llm.registry_file import load_registry  # noqa: E402
 from hybrid_llm.stack.procs import free_port  # noqa: E402
@@ -98,13 +101,14 @@ async def main() -> None:
         server = uvicorn.Server(uvicorn.Config(create_app(settings, client), host="127.0.0.1", port=port,
                                                log_level="warning"))
         serving = asyncio.create_task(server.serve())
-        api = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=os.environ.get("HYBRID_API_KEY", "-"),
-                                 max_retries=0, timeout=120)
+        engine = make_engine(settings.effective_database_url)
+        _, key = KeyStore(engine).create("bench-streaming", (AccessRole.USER,))
+        api = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=120)
         threads = int(spec.options.get("n_threads", os.cpu_count() or 1))
         direct = Llama(model_path=spec.path, n_ctx=spec.context_size, seed=0, verbose=False,
                        n_threads=max(1, min(os.cpu_count() or 1, threads)))
         try:
-            async with build_worker(client, settings, pool):
+            async with build_worker(client, settings, pool, engine=engine):
                 while not server.started:
                     await asyncio.sleep(0.02)
                 say("warming up both paths")
