@@ -85,7 +85,8 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
                     permissions.write, ApprovalActivities(approvals).grant, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
-                    *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder),
+                    *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder,
+                                   settings, scanner),
                     *sandbox_activities(settings, store, gate, policy, blobs=blobs).all()],
         # Blocking activities are sync: one thread per running activity, never more accepted than there are
         # threads, so an accepted task never sits un-heartbeated in a queue.
