@@ -1,9 +1,10 @@
 """Benchmark streaming through the OpenAI-compatible endpoint against a direct llama-cpp-python stream of the same
 model and prompt, measured in the same run on the same machine.
 
-The endpoint path is the whole platform: HTTP API (uvicorn) -> RequestWorkflow on a real Temporal server -> the LLM
-activity streaming into the workflow's answer stream -> the API reading it -> server-sent events -> the real `openai`
-client. The direct path is `Llama.create_chat_completion(stream=True)` in this process.
+The endpoint path is the whole platform as `hybrid-llm up` runs it (the API and the worker in their own processes):
+HTTP API -> RequestWorkflow on a real Temporal server -> the LLM activity streaming into the workflow's answer
+stream -> the API reading it -> server-sent events -> the real `openai` client. The direct path is
+`Llama.create_chat_completion(stream=True)` in this process.
 
 Prints progress to stderr and one JSON object as the last line of stdout:
   ttft_ms_p50_endpoint, ttft_ms_p50_direct   time to the first content token (p50)
@@ -31,18 +32,16 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import openai  # noqa: E402
-import uvicorn  # noqa: E402
 
 from activities.db import make_engine  # noqa: E402
 from activities.keys_store import KeyStore  # noqa: E402
-from activities.llm_pool import LLMPool  # noqa: E402
 from bench.stack import bench_stack  # noqa: E402
 from domain.principals import AccessRole  # noqa: E402
-from hybrid_llm.api import create_app  # noqa: E402
 from hybrid_llm.registry_file import load_registry  # noqa: E402
+from hybrid_llm.stack.api_process import ApiProcess  # noqa: E402
 from hybrid_llm.stack.procs import free_port  # noqa: E402
+from hybrid_llm.stack.worker_process import WorkerProcess  # noqa: E402
 from hybrid_llm.temporal import connect, ensure_search_attributes  # noqa: E402
-from worker import build_worker  # noqa: E402
 
 MODEL = "smollm2-135m"
 MESSAGES = [{"role": "system", "content": "You are a helpful, concise assistant."},
@@ -92,39 +91,35 @@ async def main() -> None:
 
     spec = load_registry().get(MODEL)
     assert spec is not None and spec.path
-    async with bench_stack("streaming") as stack:
+    async with bench_stack("streaming", api_port=free_port()) as stack:
         settings = stack.settings
-        client = await connect(settings)
+        client = await connect(settings)  # also creates the codec keyring the two processes share
         await ensure_search_attributes(client, settings.temporal_namespace)
-        pool = LLMPool(load_registry(), cooldown_s=30.0)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings, client), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        serving = asyncio.create_task(server.serve())
-        engine = make_engine(settings.effective_database_url)
-        _, key = KeyStore(engine).create("bench-streaming", (AccessRole.USER,))
-        api = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=120)
+        _, key = KeyStore(make_engine(settings.effective_database_url)).create("bench-streaming", (AccessRole.USER,))
+        # The deployed shape (`hybrid-llm up`): the worker and the API in their own processes.
+        worker, api_process = WorkerProcess(settings), ApiProcess(settings)
         threads = int(spec.options.get("n_threads", os.cpu_count() or 1))
         direct = Llama(model_path=spec.path, n_ctx=spec.context_size, seed=0, verbose=False,
                        n_threads=max(1, min(os.cpu_count() or 1, threads)))
         try:
-            async with build_worker(client, settings, pool, engine=engine):
-                while not server.started:
-                    await asyncio.sleep(0.02)
-                say("warming up both paths")
-                await endpoint_run(api, 8)
-                direct_run(direct, 8)
-                results: dict[str, list[tuple[float, float, int]]] = {"endpoint": [], "direct": []}
-                for i in range(args.runs):  # alternate, so drift on a shared machine hits both alike
-                    results["direct"].append(await asyncio.to_thread(direct_run, direct, args.max_tokens))
-                    results["endpoint"].append(await endpoint_run(api, args.max_tokens))
-                    say(f"run {i + 1}/{args.runs}: direct ttft {results['direct'][-1][0]:.0f} ms "
-                        f"{results['direct'][-1][1]:.0f} tok/s; endpoint ttft {results['endpoint'][-1][0]:.0f} ms "
-                        f"{results['endpoint'][-1][1]:.0f} tok/s ({results['endpoint'][-1][2]} tokens)")
+            say("starting the worker and the API")
+            await asyncio.to_thread(worker.start, 120.0)
+            await asyncio.to_thread(api_process.start, 60.0)
+            api = openai.AsyncOpenAI(base_url=f"{api_process.url}/v1", api_key=key, max_retries=0, timeout=120)
+            say("warming up both paths")
+            await endpoint_run(api, 8)
+            direct_run(direct, 8)
+            results: dict[str, list[tuple[float, float, int]]] = {"endpoint": [], "direct": []}
+            for i in range(args.runs):  # alternate, so drift on a shared machine hits both alike
+                results["direct"].append(await asyncio.to_thread(direct_run, direct, args.max_tokens))
+                results["endpoint"].append(await endpoint_run(api, args.max_tokens))
+                say(f"run {i + 1}/{args.runs}: direct ttft {results['direct'][-1][0]:.0f} ms "
+                    f"{results['direct'][-1][1]:.0f} tok/s; endpoint ttft {results['endpoint'][-1][0]:.0f} ms "
+                    f"{results['endpoint'][-1][1]:.0f} tok/s ({results['endpoint'][-1][2]} tokens)")
         finally:
             direct.close()
-            server.should_exit = True
-            await serving
+            api_process.stop()
+            worker.stop()
     p50 = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in results.items()}
     target = 1.3 * p50["direct"][0] + 50
     print(json.dumps({
