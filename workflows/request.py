@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.approvals import PermissionInput, PermissionOutcome
     from domain.guardrails import Risk, Verdict
     from domain.permissions import Actor, Operation, PermissionRequest
+    from domain.principals import Principal
     from workflows.pausable import Pausable
     from workflows.delegation import DelegationWorkflow
     from workflows.blob_refs import by_reference
@@ -68,6 +69,7 @@ class RequestWorkflow(AnswerStream, Pausable):
         self._progress = Progress(stage="received")
         self._verdicts: dict[str, dict] = {}
         self._notes: list[str] = []
+        self._requester: Principal | None = None
 
     @workflow.query(name="progress")
     def progress(self) -> Progress:
@@ -84,6 +86,7 @@ class RequestWorkflow(AnswerStream, Pausable):
             raise ApplicationError(f"invalid request: {e.errors(include_url=False)}", type="InvalidRequest",
                                    non_retryable=True) from None
         request, tuning = inp.request, inp.tuning
+        self._requester = inp.principal  # who asked: the four-eyes check of every approval this request needs
         self.lockdown_poll = timedelta(seconds=tuning.lockdown_poll_s)
 
         await self.checkpoint()
@@ -101,12 +104,16 @@ class RequestWorkflow(AnswerStream, Pausable):
 
         context = await self._retrieve(request, tuning) if request.rag else None
         classification = classify(request.prompt, await self._similarity(request.prompt, tuning))
-        collaboration = needs_collaboration(classification) if request.model is None else None
+        # A key's model allowlist narrows the router's choice too (the API refuses an explicit model outside it).
+        allowlist = inp.principal.models if inp.principal is not None else None
+        collaboration = (needs_collaboration(classification)
+                         if request.model is None and allowlist is None else None)
         if collaboration is not None and workflow.patched("collaboration"):
             result = await self._collaborate(request, tuning, classification, collaboration, snapshot, started)
             if result is not None:
                 return result
-        excluded: dict[str, str] = {}
+        excluded: dict[str, str] = {} if allowlist is None else {
+            m.spec.id: "not in the caller's model allowlist" for m in snapshot.models if m.spec.id not in allowlist}
         decisions: list[RoutingDecision] = []
         attempts: list[Attempt] = []
         load_ms = 0.0
@@ -253,7 +260,7 @@ class RequestWorkflow(AnswerStream, Pausable):
                                                         capabilities=tuple(c.value for c in spec.capabilities),
                                                         name=spec.id)),
                          sandbox_id=sid, review_timeout_s=tuning.approval_timeout_s,
-                         approval_timeout_s=tuning.approval_timeout_s),
+                         approval_timeout_s=tuning.approval_timeout_s, requester=self._requester),
             id=sandbox_workflow_id(sid))
 
     async def _save(self, request: UserRequest, spec, answer: str, tuning: Tuning) -> PermissionOutcome:
@@ -265,7 +272,7 @@ class RequestWorkflow(AnswerStream, Pausable):
             PermissionWorkflow.run,
             PermissionInput(request=ask, content=answer, approval_timeout_s=tuning.approval_timeout_s,
                             failure_threshold=tuning.permission_failure_threshold,
-                            failure_window_s=tuning.permission_failure_window_s),
+                            failure_window_s=tuning.permission_failure_window_s, requester=self._requester),
             id=f"{workflow.info().workflow_id}-save")
 
     async def _similarity(self, prompt: str, tuning: Tuning) -> dict | None:
