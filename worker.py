@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 import sqlalchemy as sa
 
+from activities.answer_stream import AnswerStreams
 from activities.approvals import ApprovalActivities, ApprovalStore
 from activities.blobs import BlobActivities, BlobStore
 from activities.db import make_engine
@@ -66,7 +67,8 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     judge = pool_security_model(pool, gate, settings.guard_model) if settings.guard_model else None
     scanner = Scanner(GuardActivities(embedder, security_model=judge))
     llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads, blobs=blobs,
-                        blob_threshold_bytes=settings.blob_threshold_bytes, usage=UsageLedger(engine))
+                        blob_threshold_bytes=settings.blob_threshold_bytes, usage=UsageLedger(engine),
+                        streams=AnswerStreams.on_running_loop(client))
     scans = ScanActivities(scanner)
     preflight = PreflightActivities(pool, scanner)
     policy, files = load_policy(settings), PlatformFiles(settings.root)

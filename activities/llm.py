@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import interrupts
+from activities.answer_stream import AnswerStreams, AnswerWriter
 from activities.blobs import BlobNotFound, BlobStore
 from activities.llm_pool import LLMPool
 from activities.lockdown_gate import LockdownGate
@@ -36,6 +37,7 @@ from domain.blobs import messages_bytes, preview, sha256_of
 from domain.pool import PoolSnapshot
 from domain.requests import ChatMessage
 from domain.scanning import ScanRequest
+from domain.streaming import AnswerChunk, Batcher
 
 log = logging.getLogger("hybrid_llm.llm")
 
@@ -54,9 +56,11 @@ def _as_application_error(e: ProviderError) -> ApplicationError:
 class LLMActivities:
     def __init__(self, pool: LLMPool, gate: LockdownGate, scanner: Scanner, max_concurrent: int = 16,
                  heartbeat_every_s: float = 0.25, blobs: BlobStore | None = None,
-                 blob_threshold_bytes: int = 4096, usage: UsageLedger | None = None) -> None:
+                 blob_threshold_bytes: int = 4096, usage: UsageLedger | None = None,
+                 streams: AnswerStreams | None = None) -> None:
         self.pool = pool
         self.usage = usage
+        self.streams = streams
         self.blobs = blobs
         self.blob_threshold_bytes = blob_threshold_bytes
         self.gate = gate
@@ -164,8 +168,12 @@ class LLMActivities:
             with self.gate.interrupts.running(f"an LLM call to {req.model_id}") as run, \
                     self.pool.in_flight(req.model_id, wait=_heartbeat) as provider:
                 t0 = time.perf_counter()
+                if req.stream or req.stop or req.json_mode:
+                    call, args = self._load_and_stream, (provider, req, *self._stream_to(req))
+                else:
+                    call, args = self._load_and_complete, (provider, req)
                 with self.gate.admit(f"an LLM call to {req.model_id}", run=run):
-                    started = self._start(self._load_and_complete, provider, req, run=run)
+                    started = self._start(call, *args, run=run)
                 load_ms, out = self._wait(started, run)
                 inference_ms = (time.perf_counter() - t0) * 1000 - load_ms
         except ProviderError as e:
@@ -188,7 +196,8 @@ class LLMActivities:
                           completion_tokens=out.completion_tokens, load_ms=round(load_ms, 1),
                           inference_ms=round(inference_ms, 1), verdict=verdict,
                           prompt_sha256=req.messages_ref or sha256_of(messages_bytes(req.messages)),
-                          text_sha256=text_ref or sha256_of(text_bytes), text_ref=text_ref)
+                          text_sha256=text_ref or sha256_of(text_bytes), text_ref=text_ref,
+                          finish_reason=out.finish_reason)
 
     def _record_usage(self, req: CompletionRequest, prompt_tokens: int, completion_tokens: int) -> None:
         """Every call's spend in the usage ledger (the daily budgets read it); never fails the call."""
@@ -220,6 +229,52 @@ class LLMActivities:
     def _load_and_complete(self, provider, req: CompletionRequest):
         load_ms, _ = self.pool.ensure_loaded(req.model_id)
         return load_ms, provider.complete(req.messages, req.max_tokens, req.temperature, req.json_schema)
+
+    def _stream_to(self, req: CompletionRequest) -> tuple[str | None, bool]:
+        """The workflow whose answer stream this call publishes to (the calling workflow), if any, and whether part
+        of the answer may be there already (an earlier attempt, or an earlier model)."""
+        if not req.stream or self.streams is None or not activity.in_activity():
+            return None, False
+        info = activity.info()
+        return info.workflow_id, req.resume or info.attempt > 1
+
+    def _load_and_stream(self, provider, req: CompletionRequest, workflow_id: str | None, resume: bool):
+        """Generate, publishing batches as they come. What an earlier attempt (or model) already published is the
+        prefix this call continues, never sent twice. Each batch is published only once the text so far passed the
+        guardrails; a blocked batch stops the generation (the whole output is scanned again as usual)."""
+        writer: AnswerWriter | None = None
+        prefix = ""
+        if workflow_id is not None and self.streams is not None:
+            if resume:
+                prefix = self.streams.published(workflow_id)
+            writer = self.streams.open(workflow_id)
+        batcher, sent = Batcher(), prefix
+
+        def publish(text: str | None) -> bool:
+            nonlocal sent
+            if not text or writer is None:
+                return True
+            if req.scan_output:
+                verdict = self.scanner.scan(ScanRequest(text=sent + text, kind="prompt", source="model_output",
+                                                        semantic=req.scan_semantic))
+                if verdict.verdict == "block":
+                    return False
+            writer.write(AnswerChunk(start=len(sent), text=text))
+            sent += text
+            return True
+
+        try:
+            load_ms, _ = self.pool.ensure_loaded(req.model_id)
+            out = provider.stream(req.messages, req.max_tokens, req.temperature, req.json_schema,
+                                  json_mode=req.json_mode, stop=req.stop, seed=req.seed, prefix=prefix,
+                                  on_text=(lambda piece: publish(batcher.add(piece, time.monotonic())))
+                                  if writer is not None else None)
+            if out.finish_reason != "content_filter":
+                publish(batcher.take(time.monotonic()))
+        finally:
+            if writer is not None:
+                writer.close()
+        return load_ms, out
 
     @activity.defn(name="llm.report_failure")
     def report_failure(self, failure: ModelFailure) -> PoolSnapshot:

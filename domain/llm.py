@@ -26,6 +26,12 @@ class CompletionRequest(BaseModel):
     # A large output comes back as a preview + text_ref instead of the full text (for callers that pass it on
     # by reference); callers that need the text itself leave this off.
     output_by_ref: bool = False
+    # The OpenAI-compatible endpoint's options (durable contract: optional, off by default).
+    stop: list[str] | None = None
+    json_mode: bool = False  # constrain to a JSON object (json_schema, when given, constrains further)
+    seed: int | None = None  # a retried call samples the same text (the stream skips what was published)
+    stream: bool = False  # publish the text to the calling workflow's stream as it is generated
+    resume: bool = False  # an earlier call may have published part of the answer: continue after it
 
     @model_validator(mode="after")
     def _messages_or_ref(self) -> "CompletionRequest":
@@ -46,6 +52,7 @@ class Completion(BaseModel):
     prompt_sha256: str | None = None
     text_sha256: str | None = None
     text_ref: str | None = None  # set when the output was stored as a blob (longer than the threshold)
+    finish_reason: str | None = None  # "stop" or "length" when the provider says
 
 
 class LoadResult(BaseModel):

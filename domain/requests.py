@@ -14,11 +14,19 @@ from domain.tuning import Tuning
 
 MAX_PROMPT_CHARS = 32_000
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+MAX_MESSAGES = 256
 
 
 def workflow_id_for(request_id: str) -> str:
     """One workflow per request: a retried start with the same request id finds the same workflow."""
     return f"request-{request_id}"
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: str = Field(pattern=r"^(system|user|assistant)$")
+    content: str
 
 
 class UserRequest(BaseModel):
@@ -36,6 +44,25 @@ class UserRequest(BaseModel):
                                                       "block), run it in a sandbox for a person to review.")
     save_as: str | None = Field(default=None, max_length=4096,
                                 description="Ask the model's permission to save the answer here (e.g. downloads/a.md).")
+    # The OpenAI-compatible endpoint: a whole conversation, stop sequences, JSON output, streaming.
+    messages: list[ChatMessage] | None = Field(default=None, max_length=MAX_MESSAGES, description=(
+        "The conversation as given (system, user, assistant turns); the model sees exactly these. `prompt` then "
+        "holds their text for the guardrails and the router."))
+    stop: list[str] | None = Field(default=None, max_length=4)
+    json_mode: bool = Field(default=False, description="Constrain the answer to a JSON object.")
+    json_schema: dict | None = Field(default=None, description="Constrain the answer to JSON of this schema "
+                                                               "(where the provider can).")
+    stream: bool = Field(default=False, description="Publish the answer to the workflow's stream as it is "
+                                                    "generated (workflows/streaming.py).")
+    end_user: str | None = Field(default=None, max_length=256, description="OpenAI's `user`: the caller's own "
+                                                                         "end-user id, recorded, never trusted.")
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and any(not s or len(s) > 200 for s in v):
+            raise ValueError("each stop sequence must have 1 to 200 characters")
+        return v or None
 
     @field_validator("prompt")
     @classmethod
@@ -52,13 +79,6 @@ class UserRequest(BaseModel):
         if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v):
             raise ValueError(f"invalid model id {v!r}")
         return v
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    role: str = Field(pattern=r"^(system|user|assistant)$")
-    content: str
 
 
 class Usage(BaseModel):
@@ -101,6 +121,7 @@ class RequestResult(BaseModel):
     citations: list[dict] = Field(default_factory=list, description="the passages the model saw (--rag): number, "
                                                                     "source, version, position, chunk id and hash")
     review_approved: bool | None = Field(default=None, description="a collaboration's security review verdict")
+    finish_reason: str | None = Field(default=None, description="why generation stopped: stop or length")
 
 
 class RequestInput(BaseModel):

@@ -161,7 +161,7 @@ async def test_unknown_model_fails_the_request_with_its_error_type(api, run_work
 async def test_models_lists_the_worker_pool(api, run_worker, scripted_pool):
     pool = scripted_pool(scripted("echo"), scripted("coder", ("code",), local=False))
     async with run_worker(pool):
-        response = await api.get("/v1/models")
+        response = await api.get("/v1/pool")
     assert response.status_code == 200, response.text
     models = {m["spec"]["id"]: m for m in response.json()["models"]}
     assert set(models) == {"echo", "coder"}
@@ -182,7 +182,7 @@ async def test_temporal_unreachable_is_503_and_the_app_reconnects_later(settings
     async with api_client(down, api_keys["user"][1]) as api:  # the app starts although Temporal is not there
         for response in (await api.post("/v1/requests", json={"prompt": "hi"}),
                          await api.get("/v1/requests/abc"),
-                         await api.get("/v1/models")):
+                         await api.get("/v1/pool")):
             assert response.status_code == 503
             assert set(response.json()) == {"message"}
             assert response.json()["message"].startswith(f"cannot reach Temporal at 127.0.0.1:{port}")

@@ -57,12 +57,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.sandbox import SandboxWorkflow
     from workflows.search_attributes import MODEL, TASK_TYPE
 
+from workflows.streaming import AnswerStream
+
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
 # Pydantic models live in domain/ (passed through): defining them here would rebuild them for every run.
 
 
 @workflow.defn(name="RequestWorkflow")
-class RequestWorkflow(Pausable):
+class RequestWorkflow(AnswerStream, Pausable):
     def __init__(self) -> None:
         super().__init__()
         self._progress = Progress(stage="received")
@@ -147,6 +149,8 @@ class RequestWorkflow(Pausable):
 
         if completion.verdict is not None:
             await self._enforce(completion.verdict, f"the answer of {model_id}")
+        if request.stream:
+            self.answer_done(model_id, completion)
         sandbox = None
         if request.run_code and (proposal := proposed_code(completion.text)) is not None:
             self._progress = Progress(stage="sandbox", model=model_id)
@@ -171,6 +175,7 @@ class RequestWorkflow(Pausable):
             saved=saved,
             sandbox=sandbox,
             citations=citations(context) if context is not None else [],
+            finish_reason=completion.finish_reason,
         )
 
     async def _enforce(self, verdict: Verdict, what: str, users_own: bool = False,
@@ -317,12 +322,17 @@ class RequestWorkflow(Pausable):
         if context is not None and context.context:
             system += "\n\nAnswer from these passages and cite them by number.\n" + context.context
         messages = [ChatMessage(role="system", content=system), ChatMessage(role="user", content=request.prompt)]
+        if request.messages:  # a conversation (the OpenAI endpoint): the model sees it as given, plus any passages
+            messages = list(request.messages)
+            if context is not None and context.context:
+                messages.insert(0, ChatMessage(role="system", content=system))
         refs = await by_reference(messages, tuning.blob_threshold_bytes)  # large prompts: a hash in history
         return await workflow.execute_activity_method(
             LLMActivities.complete,
             CompletionRequest(model_id=model_id, **refs, max_tokens=request.max_tokens,
                               temperature=request.temperature, request_id=request.request_id,
-                              scan_semantic=tuning.guard_semantic),
+                              scan_semantic=tuning.guard_semantic, json_schema=request.json_schema,
+                              **self.chat_options(request)),
             start_to_close_timeout=timedelta(seconds=tuning.llm_start_to_close_s),
             heartbeat_timeout=timedelta(seconds=tuning.llm_heartbeat_timeout_s),
             retry_policy=self._retry(tuning))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +24,17 @@ class ProviderOutput:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str | None = None  # "stop", "length", or "content_filter" when the listener stopped it
+
+
+# Called with each new piece of text as it is generated; returning False stops the generation there.
+OnText = Callable[[str], bool]
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
+    """`text` up to the first stop sequence (which is not included), and whether one was found."""
+    cuts = [i for i in (text.find(s) for s in stop or []) if i >= 0]
+    return (text[:min(cuts)], True) if cuts else (text, False)
 
 
 class Provider(Protocol):
@@ -44,6 +56,13 @@ class Provider(Protocol):
                  json_schema: dict | None = None) -> ProviderOutput:
         """`json_schema`: constrain the reply to JSON of that schema where the provider can."""
 
+    def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float,
+               json_schema: dict | None = None, *, json_mode: bool = False, stop: list[str] | None = None,
+               seed: int | None = None, prefix: str = "", on_text: OnText | None = None) -> ProviderOutput:
+        """Generate, handing each new piece of text to `on_text` as it comes. `prefix`: the start of the answer
+        that was already delivered (an earlier attempt); the output continues it, `on_text` sees only what follows,
+        and the returned text includes it."""
+
 
 def make_provider(spec: ModelSpec) -> Provider:
     if spec.provider == "llama_cpp":
@@ -59,3 +78,19 @@ def make_provider(spec: ModelSpec) -> Provider:
 
         return ScriptedProvider(spec)
     raise ValueError(f"unknown provider {spec.provider!r}")
+
+
+def skip_prefix(prefix: str, on_text: OnText | None) -> OnText | None:
+    """For providers that cannot continue a given prefix: regenerate (same seed) and pass on only what comes after
+    the first len(prefix) characters."""
+    if on_text is None or not prefix:
+        return on_text
+    seen = 0
+
+    def forward(piece: str) -> bool:
+        nonlocal seen
+        start, seen = seen, seen + len(piece)
+        tail = piece[max(0, len(prefix) - start):] if seen > len(prefix) else ""
+        return on_text(tail) if tail else True
+
+    return forward

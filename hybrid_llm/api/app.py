@@ -12,6 +12,9 @@ from temporalio.client import Client
 from hybrid_llm.api import errors
 from hybrid_llm.api.body_limit import BodyLimit
 from hybrid_llm.api.gate import TemporalGate
+from hybrid_llm.api.console_routes import pages as console_pages
+from hybrid_llm.api.console_routes import router as console_router
+from hybrid_llm.api.openai_routes import router as openai_router
 from hybrid_llm.api.keys_routes import router as keys_router
 from hybrid_llm.api.rag_routes import router as rag_router
 from hybrid_llm.api.routes import public as public_router
@@ -44,6 +47,9 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(security_router)
     app.include_router(sandbox_router)
     app.include_router(rag_router)
+    app.include_router(openai_router)
+    app.include_router(console_router)
+    app.include_router(console_pages)
     app.include_router(keys_router)
     app.include_router(codec_router)
     errors.install(app)

@@ -155,8 +155,8 @@ async def _error(handle: WorkflowHandle[RequestWorkflow, RequestResult]) -> Erro
     return ErrorInfo(type="Unknown", message="the workflow closed without an error")
 
 
-@router.get("/v1/models", response_model=PoolSnapshot, responses=_UNAVAILABLE)
-async def models(gate: GateDep, settings: SettingsDep, principal: AnyRoleDep) -> PoolSnapshot:
+@router.get("/v1/pool", response_model=PoolSnapshot, responses=_UNAVAILABLE)
+async def pool(gate: GateDep, settings: SettingsDep, principal: AnyRoleDep) -> PoolSnapshot:
     """The worker's model pool: each model's spec, whether it is loaded, healthy or cooling down."""
     client = await gate.client()
     try:

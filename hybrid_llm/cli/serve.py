@@ -15,7 +15,7 @@ def serve(
                                              help="Port to listen on (default: settings.api_port).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the HTTP API: POST /v1/requests, GET /v1/requests/{id}, GET /v1/models; docs at /docs."""
+    """Serve the HTTP API: POST /v1/requests, GET /v1/requests/{id}, GET /v1/pool; docs at /docs."""
     import uvicorn
 
     from hybrid_llm.api import create_app

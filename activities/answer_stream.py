@@ -1,0 +1,129 @@
+"""Publish a generating answer to the request workflow's stream, from a sync activity's thread.
+
+Sync activities run on worker threads; the Temporal client lives on the worker's event loop. A writer queues each
+batch to a sender task on that loop, which signals the workflow's stream (temporalio's Workflow Streams publish
+signal, in its wire format, with its per-publisher sequence so a resent batch is dropped as a duplicate). Batching
+is ours (domain/streaming.py), so the sender sends what is queued, in order, one signal at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from datetime import timedelta
+
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.workflow_streams import PollInput, PollResult, PublishEntry, PublishInput
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.streaming import ANSWER_TOPIC, AnswerChunk, assemble
+
+PUBLISH = "__temporal_workflow_stream_publish"
+POLL = "__temporal_workflow_stream_poll"
+TIMEOUT_S = 30.0
+RPC_TIMEOUT = timedelta(seconds=5)
+_FINAL = (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION,
+          RPCStatusCode.PERMISSION_DENIED)
+
+
+def _wire(payload: Payload) -> str:
+    return base64.b64encode(payload.SerializeToString()).decode("ascii")
+
+
+def _unwire(data: str) -> Payload:
+    payload = Payload()
+    payload.ParseFromString(base64.b64decode(data))
+    return payload
+
+
+class AnswerWriter:
+    """One attempt's publisher: `write(chunk)` returns at once; `close()` returns once every batch is delivered."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: Client, handle: WorkflowHandle) -> None:
+        self._loop = loop
+        self._converter = client.data_converter.payload_converter
+        self._handle = handle
+        self._publisher = uuid.uuid4().hex[:16]
+        self._queue: asyncio.Queue[AnswerChunk | None] | None = None
+        ready = asyncio.run_coroutine_threadsafe(self._make_queue(), loop)
+        ready.result(TIMEOUT_S)
+        self._sender = asyncio.run_coroutine_threadsafe(self._send_all(), loop)
+
+    async def _make_queue(self) -> None:
+        self._queue = asyncio.Queue()
+
+    def write(self, chunk: AnswerChunk) -> None:
+        assert self._queue is not None
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, chunk)
+
+    def close(self) -> None:
+        assert self._queue is not None
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+        self._sender.result(TIMEOUT_S)
+
+    async def _send_all(self) -> None:
+        assert self._queue is not None
+        sequence, done = 0, False
+        while not done:
+            first = await self._queue.get()
+            batch = [] if first is None else [first]
+            done = first is None
+            while not done and not self._queue.empty():  # whatever queued meanwhile goes in the same signal
+                item = self._queue.get_nowait()
+                done = item is None
+                if item is not None:
+                    batch.append(item)
+            if batch:
+                sequence += 1
+                await self._signal(PublishInput(
+                    items=[PublishEntry(topic=ANSWER_TOPIC, data=_wire(self._converter.to_payloads([c])[0]))
+                           for c in batch],
+                    publisher_id=self._publisher, sequence=sequence))
+
+    async def _signal(self, batch: PublishInput) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self._handle.signal(PUBLISH, batch, rpc_timeout=RPC_TIMEOUT)
+                return
+            except RPCError as e:
+                if e.status in _FINAL:
+                    raise
+                await asyncio.sleep(delay)  # resent with the same sequence: delivered at most once
+                delay = min(delay * 2, 1.0)
+
+
+class AnswerStreams:
+    def __init__(self, client: Client, loop: asyncio.AbstractEventLoop) -> None:
+        self._client = client
+        self._loop = loop
+
+    @classmethod
+    def on_running_loop(cls, client: Client) -> "AnswerStreams | None":
+        """Bound to the caller's event loop (the worker's); None outside one (then answers are not streamed)."""
+        try:
+            return cls(client, asyncio.get_running_loop())
+        except RuntimeError:
+            return None
+
+    def published(self, workflow_id: str) -> str:
+        """The answer text already in the workflow's stream (what an earlier attempt sent)."""
+        return asyncio.run_coroutine_threadsafe(self._published(workflow_id), self._loop).result(TIMEOUT_S)
+
+    async def _published(self, workflow_id: str) -> str:
+        handle = self._client.get_workflow_handle(workflow_id)
+        converter = self._client.data_converter.payload_converter
+        chunks: list[AnswerChunk] = []
+        offset = 0
+        while True:
+            result = await handle.query(POLL, PollInput(topics=[ANSWER_TOPIC], from_offset=offset),
+                                        result_type=PollResult)
+            chunks += [converter.from_payload(_unwire(item.data), AnswerChunk) for item in result.items]
+            offset = result.next_offset
+            if not result.more_ready:
+                return assemble(chunks)
+
+    def open(self, workflow_id: str) -> AnswerWriter:
+        return AnswerWriter(self._loop, self._client, self._client.get_workflow_handle(workflow_id))
