@@ -10,6 +10,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from activities.lockdown_store import LockdownStore
+from domain.activity_inputs import StatusRequest
 from domain.lockdown import (
     CONTROLLER_WORKFLOW,
     PAUSABLE_WORKFLOWS,
@@ -32,7 +33,7 @@ class LockdownActivities:
         self.store.write(state)
 
     @activity.defn(name="lockdown.status")
-    def status(self) -> LockdownState:
+    def status(self, _: StatusRequest | None = None) -> LockdownState:
         return self.store.read()
 
     @activity.defn(name="lockdown.verify_release")

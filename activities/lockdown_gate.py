@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.lockdown_store import LOCK_NAMESPACE, LockdownStore
+from domain.lockdown import LOCKED_DOWN
 
-LOCKED_DOWN = "LockedDown"
+__all__ = ["LOCKED_DOWN", "LockdownGate"]
 
 
 class LockdownGate:

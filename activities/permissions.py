@@ -14,15 +14,10 @@ from activities.db.models import PermissionFailureRow
 from activities.filesystem import PathRefused, PlatformFiles, atomic_write, same_content
 from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
+from domain.activity_inputs import WriteRequest
 from domain.approvals import FailureCounts, FailureRecord
 from domain.paths import UnsafePath
 from domain.permissions import Operation, PermissionDecision, PermissionPolicy, PermissionRequest
-
-
-class WriteRequest(PermissionRequest):
-    """An allowed write to perform (the same request that was checked, plus its content)."""
-
-    content: str = ""
 
 
 class PermissionActivities:

@@ -16,6 +16,8 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 CONTROLLER_WORKFLOW = "LockdownWorkflow"
+# The error type the lockdown gate raises when it refuses a side effect (its details carry the epoch).
+LOCKED_DOWN = "LockedDown"
 
 
 def controller_id(scope: str) -> str:

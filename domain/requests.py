@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from domain.approvals import PermissionOutcome
 from domain.registry import Capability
 from domain.sandbox import SandboxOutcome
-from domain.tuning import Tuning
 
 MAX_PROMPT_CHARS = 32_000
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -100,13 +99,15 @@ class RequestResult(BaseModel):
     citations: list[dict] = Field(default_factory=list, description="the passages the model saw (--rag): number, "
                                                                     "source, version, position, chunk id and hash")
     review_approved: bool | None = Field(default=None, description="a collaboration's security review verdict")
+    plan: str = Field(default="single", description="single (one model answered) or collaboration")
+    policy_version: str | None = Field(default=None, description="the worker policy the request ran under")
 
 
 class RequestInput(BaseModel):
-    """What RequestWorkflow receives: the request, and the activity timing the entry point chose."""
+    """What RequestWorkflow receives from an entry point. The policy (timeouts, security settings) is the worker's,
+    read in the request's preflight; a `tuning` sent by an older client is ignored."""
 
     request: UserRequest
-    tuning: Tuning = Tuning()
 
 
 class Progress(BaseModel):

@@ -15,7 +15,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lockdown import LockdownActivities
+    from domain.activity_inputs import StatusRequest
+    from workflows import activity_stubs as act
     from domain.lockdown import (
         CONTROLLER_WORKFLOW,
         EngageRequest,
@@ -45,7 +46,7 @@ class LockdownWorkflow:
     @workflow.run
     async def run(self, carried: LockdownState | None = None) -> None:
         # A new controller adopts what the gate last saw, so a restart never silently unlocks.
-        self.state = carried or await workflow.execute_local_activity_method(LockdownActivities.status, **_PERSIST)
+        self.state = carried or await act.lockdown_status(StatusRequest(), **_PERSIST)
         self._sync_search_attributes()
         self._ready = True
         await workflow.wait_condition(lambda: workflow.info().is_continue_as_new_suggested()
@@ -64,7 +65,7 @@ class LockdownWorkflow:
                 return self.state  # already locked: the first reason stands
             locked = LockdownState(locked=True, epoch=self.state.epoch + 1, reason=request.reason,
                                    trigger=request.trigger, actor=request.actor, changed_at=workflow.now())
-            await workflow.execute_local_activity_method(LockdownActivities.persist, locked, **_PERSIST)
+            await act.lockdown_persist(locked, **_PERSIST)
             self._apply(locked)
             return locked
 
@@ -82,8 +83,7 @@ class LockdownWorkflow:
                 wait = (self._next_release_at - now).total_seconds()
                 raise ApplicationError(f"too many wrong secrets: try again in {wait:.0f}s", type="SlowDown",
                                        non_retryable=True)
-            ok = await workflow.execute_local_activity_method(
-                LockdownActivities.verify_release, ReleaseCheck(token=request.token, epoch=request.epoch,
+            ok = await act.lockdown_verify_release(ReleaseCheck(token=request.token, epoch=request.epoch,
                                                                 actor=request.actor), **_PERSIST)
             if not ok:
                 failed = self.state.failed_release_attempts + 1
@@ -93,7 +93,7 @@ class LockdownWorkflow:
                                        f"{release_backoff_s(failed):.0f}s)", type="WrongSecret", non_retryable=True)
             unlocked = LockdownState(locked=False, epoch=self.state.epoch + 1, reason=f"released: {self.state.reason}",
                                      trigger=self.state.trigger, actor=request.actor, changed_at=now)
-            await workflow.execute_local_activity_method(LockdownActivities.persist, unlocked, **_PERSIST)
+            await act.lockdown_persist(unlocked, **_PERSIST)
             self._next_release_at = None
             self._apply(unlocked)
             return unlocked
@@ -105,8 +105,7 @@ class LockdownWorkflow:
         self._broadcasts.append(asyncio.create_task(self._broadcast(signal)))
 
     async def _broadcast(self, signal: LockdownSignal) -> None:
-        await workflow.execute_activity_method(
-            LockdownActivities.broadcast, signal, start_to_close_timeout=timedelta(minutes=10),
+        await act.lockdown_broadcast(signal, start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=5))
 
     def _pending(self) -> bool:

@@ -16,12 +16,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lockdown import LockdownActivities
-    from domain.lockdown import LockdownSignal
+    from domain.activity_inputs import StatusRequest
+    from domain.lockdown import LOCKED_DOWN, LockdownSignal
+    from workflows import activity_stubs as act
     from workflows.search_attributes import LOCKED
 
 T = TypeVar("T")
-LOCKED_DOWN = "LockedDown"
 
 
 def locked_down_epoch(e: ActivityError) -> int | None:
@@ -57,8 +57,7 @@ class Pausable:
             try:
                 await workflow.wait_condition(lambda: not self._lockdown.locked, timeout=self.lockdown_poll)
             except asyncio.TimeoutError:
-                state = await workflow.execute_local_activity_method(
-                    LockdownActivities.status, start_to_close_timeout=timedelta(seconds=10))
+                state = await act.lockdown_status(StatusRequest())
                 self.on_lockdown(LockdownSignal(locked=state.locked, epoch=state.epoch, reason=state.reason))
         workflow.upsert_search_attributes([LOCKED.value_set(False)])
 

@@ -14,9 +14,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lockdown import LockdownActivities
-    from activities.permissions import PermissionActivities, WriteRequest
-    from activities.scanning import ScanActivities
+    from domain.activity_inputs import WriteRequest
+    from workflows import activity_stubs as act
     from domain.approvals import (
         ApprovalVerdict,
         FailureRecord,
@@ -31,8 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.pausable import Pausable
     from workflows.search_attributes import AWAITING_APPROVAL
 
-_QUICK = dict(start_to_close_timeout=timedelta(seconds=30),
-              retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=10))
+_QUICK = act.QUICK
 
 
 @workflow.defn(name="PermissionWorkflow")
@@ -64,7 +62,7 @@ class PermissionWorkflow(Pausable):
     async def run(self, inp: PermissionInput) -> PermissionOutcome:
         self._input = inp
         await self.checkpoint()
-        decision = await workflow.execute_activity_method(PermissionActivities.check, inp.request, **_QUICK)
+        decision = await act.permissions_check(inp.request, **_QUICK)
         decided_by = "policy"
         if decision.decision == "ask":
             decision, decided_by = await self._ask_a_person(decision, inp)
@@ -77,16 +75,14 @@ class PermissionWorkflow(Pausable):
         outcome = PermissionOutcome(decision=decision, decided_by=decided_by)
         if inp.request.operation == Operation.WRITE and inp.content is not None:
             write = WriteRequest(**inp.request.model_dump(), content=inp.content)
-            written = await self.guarded(lambda: workflow.execute_activity_method(
-                PermissionActivities.write, write, **_QUICK))
+            written = await self.guarded(lambda: act.files_write(write, **_QUICK))
             outcome.wrote, outcome.bytes_written = decision.path, written
         return outcome
 
     async def _scan_content(self, inp: PermissionInput, decision: PermissionDecision, decided_by: str
                             ) -> tuple[PermissionDecision, str]:
         """What a model writes passes the guardrails; a critical hit also locks the platform down."""
-        verdict = await workflow.execute_local_activity_method(
-            ScanActivities.scan, ScanRequest(text=inp.content or "", kind="prompt", source="model_output",
+        verdict = await act.guard_scan(ScanRequest(text=inp.content or "", kind="prompt", source="model_output",
                                           path=decision.path),
             start_to_close_timeout=timedelta(seconds=60))
         workflow.upsert_memo({"content_scan": summary(verdict)})
@@ -94,8 +90,7 @@ class PermissionWorkflow(Pausable):
             return decision, decided_by
         reason = blocked_message(verdict, "the content to write")
         if is_security_alert(verdict):
-            await workflow.execute_activity_method(
-                LockdownActivities.alert, EngageRequest(reason=reason, trigger=Trigger.SECURITY_ALERT,
+            await act.lockdown_alert(EngageRequest(reason=reason, trigger=Trigger.SECURITY_ALERT,
                                                         actor=f"workflow:{workflow.info().workflow_id}"), **_QUICK)
         return PermissionDecision(decision="deny", reason=reason, rule="guardrails", path=decision.path), "guardrails"
 
@@ -120,15 +115,13 @@ class PermissionWorkflow(Pausable):
                                    rule=f"person:{verdict.by}", path=decision.path), verdict.by)
 
     async def _denied(self, inp: PermissionInput, decision: PermissionDecision, decided_by: str) -> PermissionOutcome:
-        counts = await workflow.execute_activity_method(
-            PermissionActivities.record_failure,
+        counts = await act.permissions_record_failure(
             FailureRecord(request=inp.request, reason=decision.reason, workflow_id=workflow.info().workflow_id,
                           window_s=inp.failure_window_s), **_QUICK)
         outcome = PermissionOutcome(decision=decision, decided_by=decided_by, failures=counts)
         reason = lockdown_due(counts, inp.failure_threshold)
         if reason is not None:
-            state = await workflow.execute_activity_method(
-                LockdownActivities.alert, EngageRequest(reason=reason, trigger=Trigger.PERMISSION_FAILURES,
+            state = await act.lockdown_alert(EngageRequest(reason=reason, trigger=Trigger.PERMISSION_FAILURES,
                                                         actor=f"workflow:{workflow.info().workflow_id}"), **_QUICK)
             outcome.locked_down = state.locked
         return outcome
