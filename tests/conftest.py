@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sysconfig
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,14 +21,13 @@ from activities.llm_pool import LLMPool  # noqa: E402
 from domain.registry import Capability, ModelSpec, Registry  # noqa: E402
 from hybrid_llm.registry_file import load_registry  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
+from hybrid_llm.stack.temporal_server import TEMPORAL_BIN, tuning_args  # noqa: E402
 from hybrid_llm.temporal import DATA_CONVERTER  # noqa: E402
 from worker import WorkerGroup, build_worker  # noqa: E402
 from workflows import search_attributes  # noqa: E402
 
-TEMPORAL_BIN = os.path.join(sysconfig.get_path("scripts"), "temporal")
-# The same tuning `hybrid-llm up` uses: no 100 ms task-poll floor (FACTS.md).
-DEV_SERVER_ARGS = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000",
-                   "--dynamic-config-value", "worker.batcherRPS=1000"]
+# The same binary and tuning `hybrid-llm up` uses: no 100 ms task-poll floor (FACTS.md).
+DEV_SERVER_ARGS = tuning_args()
 
 
 @pytest.fixture(scope="session")
