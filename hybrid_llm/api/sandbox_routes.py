@@ -24,14 +24,14 @@ class ExecBody(BaseModel):
     network_hosts: list[str] = Field(default_factory=list)
     approve: bool = Field(default=False, description="approve the output up front")
     wait: bool = Field(default=False, description="answer with the outcome (only with approve)")
-    by: str = Field(default="api", min_length=1, max_length=200)
+    by: str = Field(default="api", min_length=1, max_length=196)  # recorded as "api:<by>" (200 at most)
 
 
 class DecisionBody(BaseModel):
     model_config = {"extra": "forbid"}
     approve: bool
     note: str = Field(default="", max_length=2000)
-    by: str = Field(default="api", min_length=1, max_length=200)
+    by: str = Field(default="api", min_length=1, max_length=196)  # recorded as "api:<by>" (200 at most)
 
 
 @router.post("/v1/sandboxes", status_code=202, responses={422: {"model": Problem}, **_UNAVAILABLE})

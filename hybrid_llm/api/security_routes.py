@@ -31,7 +31,7 @@ class DecisionBody(BaseModel):
     model_config = {"extra": "forbid"}
     approve: bool
     note: str = Field(default="", max_length=2000)
-    by: str = Field(default="api", min_length=1, max_length=200)
+    by: str = Field(default="api", min_length=1, max_length=196)  # recorded as "api:<by>" (200 at most)
 
 
 @router.get("/v1/lockdown", response_model=LockdownState, responses=_UNAVAILABLE)
