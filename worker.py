@@ -47,6 +47,7 @@ from hybrid_llm import rag_client
 from hybrid_llm.sandbox_worker import sandbox_activities, sweep_at_start
 from hybrid_llm.settings import Settings
 from hybrid_llm.temporal import WORKFLOWS, connect, ensure_search_attributes
+from workflows.passthrough import workflow_runner
 
 log = logging.getLogger("hybrid_llm.worker")
 
@@ -123,6 +124,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(),  # pure modules passed through: cheap run starts
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
                     permissions.write, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
