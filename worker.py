@@ -19,12 +19,14 @@ from temporalio.worker import Worker
 
 import sqlalchemy as sa
 
+from activities.approvals import ApprovalActivities, ApprovalStore
 from activities.blobs import BlobActivities, BlobStore
 from activities.db import make_engine
 from activities.embeddings import Embedder
 from activities.filesystem import PlatformFiles
 from activities.guard import GuardActivities
 from activities.llm import LLMActivities
+from activities.usage import UsageLedger
 from activities.llm_pool import LLMPool
 from activities.lockdown import LockdownActivities
 from activities.lockdown_gate import LockdownGate
@@ -35,6 +37,7 @@ from activities.preflight import PreflightActivities
 from activities.rag import rag_activities
 from activities.uploads import Uploads
 from activities.resource_monitor import ResourceMonitor
+from domain.approvals import ApprovalRules
 from domain.resources import ResourceLimits
 from activities.routing import RoutingActivities
 from activities.scanning import ScanActivities, Scanner, pool_security_model
@@ -42,12 +45,11 @@ from domain.registry import Registry
 from hybrid_llm.policy_file import load_policy
 from hybrid_llm.worker_policy import worker_policy
 from hybrid_llm.registry_file import load_registry
-from hybrid_llm.observability import build_runtime, configure_logging, worker_interceptors
+from hybrid_llm.observability import build_runtime, configure_logging
 from hybrid_llm import rag_client
 from hybrid_llm.sandbox_worker import sandbox_activities, sweep_at_start
 from hybrid_llm.settings import Settings
-from hybrid_llm.temporal import WORKFLOWS, connect, ensure_search_attributes
-from workflows.passthrough import workflow_runner
+from hybrid_llm.temporal import connect, ensure_search_attributes
 
 log = logging.getLogger("hybrid_llm.worker")
 
@@ -101,11 +103,15 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     scanner = Scanner(GuardActivities(embedder, security_model=judge))
     shared = SharedPool(pool, engine, scope=task_queue, worker_queue=pool_queue(task_queue, uuid.uuid4().hex[:12]))
     llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads, blobs=blobs,
-                        blob_threshold_bytes=settings.blob_threshold_bytes, shared=shared)
+                        blob_threshold_bytes=settings.blob_threshold_bytes, usage=UsageLedger(engine),
+                        shared=shared)
     scans = ScanActivities(scanner)
     policy, files = load_policy(settings), PlatformFiles(settings.root)
     preflight = PreflightActivities(llm.snapshot, scanner, *worker_policy(settings, policy))
-    permissions = PermissionActivities(files, policy, store, gate)
+    approvals = ApprovalStore(engine)
+    permissions = PermissionActivities(files, policy, store, gate, approvals,
+                                       ApprovalRules(four_eyes=settings.approvals_four_eyes,
+                                                     ttl_s=settings.approval_ttl_s))
     routing = RoutingActivities(embedder)
     lockdown = LockdownActivities(store, client, task_queue)
     local_slots = 4
@@ -113,7 +119,6 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     # there are threads, so an accepted task never sits un-heartbeated in a queue.
     executor = ThreadPoolExecutor(2 * settings.worker_threads + local_slots, thread_name_prefix="activity")
     common = dict(
-        interceptors=worker_interceptors(settings),  # tracing (when configured), metrics, per-run log lines
         activity_executor=executor,
         max_concurrent_activities=settings.worker_threads,
         graceful_shutdown_timeout=timedelta(seconds=5),
@@ -123,13 +128,14 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     main = Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
-        workflow_runner=workflow_runner(),  # pure modules passed through: cheap run starts
+        # The workflows, the sealing converter, the interceptors and the workflow runner come from the client's
+        # HybridPlugin.
         activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
-                    permissions.write, scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
+                    permissions.write, ApprovalActivities(approvals).grant, scans.scan, preflight.preflight,
+                    BlobActivities(blobs).put_messages,
                     *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder),
-                    *sandbox_activities(settings, store, gate, policy).all()],
+                    *sandbox_activities(settings, store, gate, policy, blobs=blobs).all()],
         max_concurrent_local_activities=local_slots,
         # A dead worker's sticky tasks move to the shared queue quickly (Temporal's default is 10 s).
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_queue_timeout_s),

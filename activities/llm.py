@@ -6,6 +6,7 @@ while the activity thread heartbeats, so a dead worker is noticed within the hea
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from activities.pool_state import SharedPool
 from activities.lockdown_gate import LockdownGate
 from activities.providers import ProviderError
 from activities.scanning import Scanner
+from activities.usage import UsageLedger, cloud_cost
 from domain.llm import (
     Completion,
     CompletionRequest,
@@ -34,6 +36,8 @@ from domain.blobs import messages_bytes, preview, sha256_of
 from domain.pool import PoolSnapshot
 from domain.requests import ChatMessage
 from domain.scanning import ScanRequest
+
+log = logging.getLogger("hybrid_llm.llm")
 
 T = TypeVar("T")
 
@@ -50,8 +54,10 @@ def _as_application_error(e: ProviderError) -> ApplicationError:
 class LLMActivities:
     def __init__(self, pool: LLMPool, gate: LockdownGate, scanner: Scanner, max_concurrent: int = 16,
                  heartbeat_every_s: float = 0.25, blobs: BlobStore | None = None,
-                 blob_threshold_bytes: int = 4096, shared: SharedPool | None = None) -> None:
+                 blob_threshold_bytes: int = 4096, usage: UsageLedger | None = None,
+                 shared: SharedPool | None = None) -> None:
         self.pool = pool
+        self.usage = usage
         self.shared = shared  # the deployment's pool (several workers); None: this worker's pool alone
         self.blobs = blobs
         self.blob_threshold_bytes = blob_threshold_bytes
@@ -158,6 +164,7 @@ class LLMActivities:
                 self.pool.mark_health(req.model_id, str(e))
             raise _as_application_error(e) from None
         self.pool.report_success(req.model_id)
+        self._record_usage(req, out.prompt_tokens, out.completion_tokens)
         verdict = None
         if req.scan_output:  # every model output passes the guardrails before anyone sees it
             verdict = self.scanner.scan(ScanRequest(text=out.text, kind="prompt", source="model_output",
@@ -173,6 +180,18 @@ class LLMActivities:
                           inference_ms=round(inference_ms, 1), verdict=verdict,
                           prompt_sha256=req.messages_ref or sha256_of(messages_bytes(req.messages)),
                           text_sha256=text_ref or sha256_of(text_bytes), text_ref=text_ref)
+
+    def _record_usage(self, req: CompletionRequest, prompt_tokens: int, completion_tokens: int) -> None:
+        """Every call's spend in the usage ledger (the daily budgets read it); never fails the call."""
+        if self.usage is None:
+            return
+        spec = self.pool.registry.get(req.model_id)
+        cost = cloud_cost(spec.model, prompt_tokens, completion_tokens) if spec is not None and not spec.local else 0.0
+        try:
+            self.usage.record(model_id=req.model_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                              request_id=req.request_id, workflow_id=activity.info().workflow_id, cost_usd=cost)
+        except Exception:  # noqa: BLE001 - the answer matters more than the bookkeeping
+            log.warning("could not record usage of %s for request %s", req.model_id, req.request_id, exc_info=True)
 
     def _resolve_messages(self, req: CompletionRequest) -> CompletionRequest:
         """Messages sent by reference (large prompts) are read from the blob store; the ref stays for audit."""

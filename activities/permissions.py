@@ -3,6 +3,7 @@ and perform allowed writes atomically and idempotently (through the lockdown gat
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -10,28 +11,40 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.approvals import ApprovalStore
 from activities.db.models import PermissionFailureRow
 from activities.filesystem import PathRefused, PlatformFiles, atomic_write, same_content
 from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
 from domain.activity_inputs import WriteRequest
-from domain.approvals import FailureCounts, FailureRecord
+from domain.approvals import ApprovalRules, FailureCounts, FailureRecord, operation_digest
 from domain.paths import UnsafePath
 from domain.permissions import Operation, PermissionDecision, PermissionPolicy, PermissionRequest
 
 
+def policy_version(policy: PermissionPolicy) -> str:
+    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:16]
+
+
 class PermissionActivities:
-    def __init__(self, files: PlatformFiles, policy: PermissionPolicy, store: LockdownStore, gate: LockdownGate) -> None:
+    def __init__(self, files: PlatformFiles, policy: PermissionPolicy, store: LockdownStore, gate: LockdownGate,
+                 approvals: ApprovalStore | None = None, rules: ApprovalRules | None = None) -> None:
         self.files = files
         self.policy = policy
         self.store = store
         self.gate = gate
+        self.approvals = approvals or ApprovalStore(store.engine)
+        self.rules = (rules or ApprovalRules()).model_copy(update={"policy_version": policy_version(policy)})
 
     @activity.defn(name="permissions.check")
     def check(self, request: PermissionRequest) -> PermissionDecision:
-        """Policy + symlink resolution + lockdown (read-only while locked). Never writes anything."""
+        """Policy + symlink resolution + lockdown (read-only while locked). Never writes anything. An `ask` carries
+        this worker's approval rules (four eyes, time to use, policy version)."""
         locked = self.store.read().locked
-        return self.files.check_request(request, self.policy, locked=locked)
+        decision = self.files.check_request(request, self.policy, locked=locked)
+        if decision.decision == "ask":
+            decision = decision.model_copy(update={"approval": self.rules})
+        return decision
 
     @activity.defn(name="permissions.record_failure")
     def record_failure(self, failure: FailureRecord) -> FailureCounts:
@@ -57,6 +70,8 @@ class PermissionActivities:
             raise ApplicationError("files.write needs a write request with a path", type="BadRequest",
                                    non_retryable=True)
         decision = self.check(request)  # again, right before writing: the tree may have changed
+        if decision.decision == "ask" and request.approval_id is not None:
+            decision = self._approved(request, decision)
         if not decision.allowed:
             raise ApplicationError(f"write refused: {decision.reason}", type="PermissionDenied", non_retryable=True)
         try:
@@ -69,3 +84,16 @@ class PermissionActivities:
         with self.gate.admit(f"writing {decision.path}"):
             atomic_write(resolved.real, data)
         return len(data)
+
+    def _approved(self, request: WriteRequest, decision: PermissionDecision) -> PermissionDecision:
+        """An `ask` answered by a person: the approval must be for this workflow, this exact write, this policy,
+        unexpired and unused (or used by this very call, retried)."""
+        info = activity.info()
+        asked = PermissionRequest(**request.model_dump(exclude={"content", "approval_id"}))
+        assert request.approval_id is not None
+        row = self.approvals.consume(request.approval_id, workflow_id=info.workflow_id or "",
+                                     operation_sha256=operation_digest(asked, request.content),
+                                     policy_version=self.rules.policy_version,
+                                     caller=f"{info.workflow_run_id}/{info.activity_id}")
+        return PermissionDecision(decision="allow", reason=f"approved by {row.approver_name} ({row.approver_id})",
+                                  rule=f"person:{row.approver_id}", path=decision.path)

@@ -32,7 +32,8 @@ from domain.requests import UserRequest  # noqa: E402
 from hybrid_llm.audit import replay  # noqa: E402
 from hybrid_llm.request_client import start_request  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
-from hybrid_llm.temporal import DATA_CONVERTER  # noqa: E402
+from hybrid_llm.codec import Keyring  # noqa: E402
+from hybrid_llm.temporal import HybridPlugin  # noqa: E402
 from tests.conftest import DEV_SERVER_ARGS, TEMPORAL_BIN, private_tmp_dir, scripted  # noqa: E402
 from workflows import search_attributes  # noqa: E402
 
@@ -58,8 +59,9 @@ async def run(per_type: int) -> dict:
     with private_tmp_dir("hllm-bench-audit-") as base:
         pg = EmbeddedPostgres(base / "pg", procs.free_port())
         pg.start()
+        keyring = Keyring.generate()
         env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=TEMPORAL_BIN, data_converter=DATA_CONVERTER,
+            dev_server_existing_path=TEMPORAL_BIN, plugins=[HybridPlugin(keyring)],
             search_attributes=search_attributes.ALL, dev_server_extra_args=DEV_SERVER_ARGS)
         try:
             migrate.upgrade(pg.url)
@@ -104,9 +106,9 @@ async def run(per_type: int) -> dict:
             History(events=h.events).ByteSize() / 1024 for h in hs), 1)
         figures["history_events_p50"][name] = statistics.median(len(h.events) for h in hs)
     everything = [h for hs in histories.values() for h in hs]
-    await replay.verify(everything[:5])  # warm up the replayer (workflow sandbox imports)
+    await replay.verify(everything[:5], keyring=keyring)  # warm up the replayer (workflow sandbox imports)
     t0 = time.perf_counter()
-    result = await replay.verify(everything)
+    result = await replay.verify(everything, keyring=keyring)
     elapsed = time.perf_counter() - t0
     assert result["failed"] == 0, result["failures"]
     figures["verify_per_s"] = round(result["replayed"] / elapsed, 1)

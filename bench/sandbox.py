@@ -5,6 +5,8 @@ Prints progress to stderr and one JSON object as the last line of stdout:
   microvm_start_s_p50        `echo` in the microVM (boot, run, results back), whole run; null when unavailable
   workflow_overhead_ms_p50   the whole SandboxWorkflow lifecycle (scan, create, configure, execute, auto-approve,
                              destroy) minus the namespace run itself
+  egress_proxy_overhead_ms_p50  a connection + one HTTP exchange through the egress proxy minus the same made
+                             directly (bench/egress.py, which bench/security.py also calls)
 
 Usage: python bench/sandbox.py [--runs 30] [--vm-runs 3] [--workflows 20]
 """
@@ -37,6 +39,8 @@ from hybrid_llm.settings import Settings  # noqa: E402
 from hybrid_llm.temporal import connect, ensure_search_attributes  # noqa: E402
 from worker import build_worker  # noqa: E402
 from bench.stack import bench_stack  # noqa: E402
+from bench.egress import egress_overhead  # noqa: E402
+from domain.principals import AccessRole, Principal  # noqa: E402
 
 BASE = Path("/var/tmp/hybrid-llm-sandboxes") / f"bench-{os.getpid()}"
 
@@ -93,7 +97,8 @@ async def workflow_overhead(n: int) -> dict:
         settings.root.mkdir(parents=True, exist_ok=True)
         client = await connect(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
-        approve = ReviewDecision(approve=True, by="bench")
+        approve = ReviewDecision(approve=True, by="bench", principal=Principal(
+            id="bench", name="bench", roles=(AccessRole.APPROVER,)))
         spec = SandboxSpec(command=("/bin/echo", "hi"))
         overheads, totals = [], []
         async with build_worker(client, settings, LLMPool(Registry(models=()))):
@@ -114,6 +119,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--vm-runs", type=int, default=3)
     parser.add_argument("--workflows", type=int, default=20)
+    parser.add_argument("--egress-runs", type=int, default=200)
     args = parser.parse_args()
     figures: dict = {}
     try:
@@ -123,6 +129,8 @@ async def main() -> None:
         figures |= microvm_start(args.vm_runs)
         say("workflow lifecycle ...")
         figures |= await workflow_overhead(args.workflows)
+        say("egress proxy vs direct ...")
+        figures |= egress_overhead(args.egress_runs)
     finally:
         import shutil
 

@@ -6,7 +6,7 @@ Every activity takes one input model defined in domain/, so workflows can call i
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from domain.permissions import PermissionRequest
 
@@ -19,6 +19,8 @@ class WriteRequest(PermissionRequest):
     """`files.write`: an allowed write to perform (the same request that was checked, plus its content)."""
 
     content: str = ""
+    approval_id: str | None = Field(default=None, description="a person's approval of exactly this write, when "
+                                                              "the policy asks for one")
 
 
 class DiscardInput(BaseModel):

@@ -233,6 +233,16 @@ class PermissionRequest(BaseModel):
     explanation: str = Field(default="", max_length=2000)
 
 
+class ApprovalRules(BaseModel):
+    """How the worker that checked the request wants people to decide (recorded in history with the decision)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    four_eyes: bool = Field(default=True, description="the approver must not be the requester")
+    ttl_s: float = Field(default=900.0, gt=0, description="an approval must be used within this time")
+    policy_version: str = Field(default="", max_length=64, description="hash of the policy that asked")
+
+
 class PermissionDecision(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -240,6 +250,8 @@ class PermissionDecision(BaseModel):
     reason: str
     rule: str = Field(description="which rule decided: lockdown, path, system_only, model[0], override:ID[0], ...")
     path: str | None = Field(default=None, description="the normalised platform-relative path, when valid")
+    approval: ApprovalRules | None = Field(default=None, description="for `ask`: how a person must decide "
+                                           "(the checking worker's rules and policy version)")
 
     @property
     def allowed(self) -> bool:

@@ -13,6 +13,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+# The error type of a decision refused for who made it (the API answers 403).
+FORBIDDEN = "Forbidden"
+
+
 class AccessRole(StrEnum):
     USER = "user"  # start requests, read own results, upload and search
     APPROVER = "approver"  # decide other people's permission requests and sandbox reviews

@@ -7,6 +7,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.approvals import PermissionOutcome
+from domain.principals import Principal
 from domain.registry import Capability
 from domain.sandbox import SandboxOutcome
 
@@ -113,6 +114,8 @@ class RequestInput(BaseModel):
     read in the request's preflight; a `tuning` sent by an older client is ignored."""
 
     request: UserRequest
+    principal: Principal | None = Field(default=None, description="who asked: stamped by the entry point that "
+                                        "authenticated the caller, never taken from the request body")
 
 
 class Progress(BaseModel):

@@ -13,6 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.principals import Principal
+
+from domain.egress import EgressAttempt, parse_grant
+
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
 SANDBOX_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # What the workflow keeps of each stream in history; the full (capped) streams stay in the sandbox until destroy.
@@ -56,6 +60,34 @@ class Limits(BaseModel):
     max_files: int = Field(default=64, ge=0, le=10_000, description="produced files offered for review")
 
 
+class LimitCaps(BaseModel):
+    """The most a caller may ask for (operator settings `HYBRID_SANDBOX_MAX_*`). Above a cap: refused, never
+    clamped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    memory_mb: int = 2048
+    pids: int = 256
+    cpu_percent: int = 200
+    cpu_s: int = 600
+    wall_s: float = 600.0
+    output_bytes: int = 16 * 1024 * 1024
+    file_bytes: int = 256 * 1024 * 1024
+    max_files: int = 1000
+
+
+class LimitsRefused(ValueError):
+    """A caller asked for more than the operator allows."""
+
+
+def check_caps(limits: Limits, caps: LimitCaps) -> None:
+    """Raise LimitsRefused naming every limit above its cap."""
+    over = [f"{name} {getattr(limits, name)} > {cap}" for name, cap in caps.model_dump().items()
+            if getattr(limits, name) > cap]
+    if over:
+        raise LimitsRefused("sandbox limits above the operator's caps (HYBRID_SANDBOX_MAX_*): " + ", ".join(over))
+
+
 class SandboxSpec(BaseModel):
     """What to run. Either `command` (argv) or `code` in a `language` (a template turns it into argv)."""
 
@@ -80,6 +112,15 @@ class SandboxSpec(BaseModel):
         if sum(len(v) for v in files.values()) > 8 * 1024 * 1024:
             raise ValueError("input files: more than 8 MiB in total")
         return files
+
+    @field_validator("network_hosts")
+    @classmethod
+    def _hosts(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        if len(hosts) > 32:
+            raise ValueError("network_hosts: at most 32")
+        for h in hosts:
+            parse_grant(h)  # host or host:port, nothing else
+        return hosts
 
     @model_validator(mode="after")
     def _something_to_run(self) -> "SandboxSpec":
@@ -175,6 +216,10 @@ class ExecResult(BaseModel):
     files: list[ProducedFile] = Field(default_factory=list)
     enforcement: str = Field(default="", description="how limits were applied: cgroup v1, rlimits, microvm")
     network: bool = False
+    egress: list[EgressAttempt] = Field(default_factory=list, description="connections asked of the egress proxy")
+    egress_dropped: int = Field(default=0, description="attempts beyond the recorded ones")
+    stdout_sha256: str | None = Field(default=None, description="the full stdout in the blob store, when trimmed")
+    stderr_sha256: str | None = Field(default=None, description="the full stderr in the blob store, when trimmed")
 
 
 class SandboxRef(BaseModel):
@@ -196,6 +241,8 @@ class ExecRequest(SandboxRef):
     argv: list[str] = Field(min_length=1)
     limits: Limits = Limits()
     network: bool = False
+    network_hosts: list[str] = Field(default_factory=list, description="granted hosts (host or host:port)")
+    model_code: bool = Field(default=False, description="proposed by a model: refused without cgroup limits")
     inputs: list[str] = Field(default_factory=list, description="input names: not offered back as produced files")
 
 
@@ -216,12 +263,17 @@ class ReviewDecision(BaseModel):
     approve: bool
     by: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=2000)
+    principal: Principal | None = Field(default=None, description="who decided, stamped by the entry point; a "
+                                        "review without one is refused")
 
 
 class SandboxInput(BaseModel):
     spec: SandboxSpec
     sandbox_id: str = Field(pattern=SANDBOX_ID)
     approve: ReviewDecision | None = Field(default=None, description="a decision given up front (exec --approve)")
+    requester: Principal | None = Field(default=None, description="who started the run (stamped by the entry point)")
+    four_eyes: bool = Field(default=True, description="a reviewer must not be the requester, except for the "
+                                                      "requester's own code (the operator's setting, recorded)")
     review_timeout_s: float = Field(default=24 * 3600, gt=0, description="no decision by then: rejected")
     approval_timeout_s: float = Field(default=24 * 3600, gt=0, description="for network permission requests")
     heartbeat_timeout_s: float = Field(default=5.0, gt=0, description="how soon a run lost with its worker is noticed")
@@ -261,6 +313,9 @@ class SandboxOutcome(BaseModel):
     decided_by: str | None = None
     reason: str = ""
     network: bool = False
+    egress: list[EgressAttempt] = Field(default_factory=list, description="connections asked of the egress proxy")
+    stdout_sha256: str | None = None
+    stderr_sha256: str | None = None
     steps: list[str] = Field(default_factory=list)
     destroyed: bool = False
 

@@ -25,6 +25,7 @@ class Tuning(BaseModel):
     permission_failure_window_s: float = Field(default=600.0, gt=0)
     approval_timeout_s: float = Field(default=86400.0, gt=0)
     sandbox_review_timeout_s: float = Field(default=86400.0, gt=0)
+    approvals_four_eyes: bool = Field(default=True, description="a reviewer or approver must not be the requester")
     guard_semantic: bool = False
     blob_threshold_bytes: int = Field(default=4096, ge=0, description="Prompts larger than this go to "
                                       "LLM activities by hash (blob store), not inline in history.")

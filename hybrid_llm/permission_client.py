@@ -5,16 +5,22 @@ from __future__ import annotations
 import uuid
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from domain.approvals import ApprovalVerdict, PendingApproval, PermissionInput, PermissionOutcome
 from domain.permissions import PermissionRequest
+from domain.principals import FORBIDDEN
 from hybrid_llm.settings import Settings
 from workflows.permission import PermissionWorkflow
 
 
 class ApprovalError(RuntimeError):
     """The approval could not be given (unknown request, or not waiting for one)."""
+
+
+class ApprovalForbidden(ApprovalError):
+    """This principal may not decide this request (not an approver, or the requester: four eyes)."""
 
 
 def permission_input(settings: Settings, request: PermissionRequest, content: str | None = None) -> PermissionInput:
@@ -50,6 +56,8 @@ async def decide(client: Client, workflow_id: str, verdict: ApprovalVerdict) -> 
     try:
         return await client.get_workflow_handle(workflow_id).execute_update(PermissionWorkflow.decide, verdict)
     except WorkflowUpdateFailedError as e:
+        if isinstance(e.cause, ApplicationError) and e.cause.type == FORBIDDEN:
+            raise ApprovalForbidden(f"{workflow_id}: {e.cause.message}") from None
         raise ApprovalError(f"{workflow_id}: {e.cause or e}") from None
     except RPCError as e:
         raise ApprovalError(f"{workflow_id}: {e.message}") from None

@@ -9,6 +9,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from domain.principals import Principal
 from domain.requests import Progress, RequestInput, RequestResult, UserRequest, workflow_id_for
 from hybrid_llm.settings import Settings
 from workflows.request import RequestWorkflow
@@ -18,9 +19,12 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-async def start_request(client: Client, settings: Settings, request: UserRequest) -> WorkflowHandle:
-    """Start the request's workflow, or find it: a request id runs once, whether its workflow is running or closed."""
-    payload = RequestInput(request=request).model_dump(mode="json")  # the policy is the worker's
+async def start_request(client: Client, settings: Settings, request: UserRequest,
+                        principal: Principal | None = None) -> WorkflowHandle:
+    """Start the request's workflow, or find it: a request id runs once, whether its workflow is running or closed.
+    `principal` is who the entry point authenticated; it is sealed into the workflow's input. The policy
+    (timeouts, security settings) is the worker's: the client sends none."""
+    payload = RequestInput(request=request, principal=principal).model_dump(mode="json")
     workflow_id = workflow_id_for(request.request_id)
     try:
         return await client.start_workflow(

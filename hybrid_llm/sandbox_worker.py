@@ -34,10 +34,12 @@ def microvm_dir(settings: Settings) -> Path:
 
 
 def sandbox_activities(settings: Settings, store: LockdownStore, gate: LockdownGate,
-                       policy: PermissionPolicy) -> SandboxActivities:
+                       policy: PermissionPolicy, blobs=None) -> SandboxActivities:
+    """`blobs` (activities.blobs.BlobStore) keeps the whole of an output stream trimmed for history."""
     assert settings.root is not None
     return SandboxActivities(sandbox_dir(settings), microvm_dir(settings), PlatformFiles(settings.root), policy,
-                             store, gate, microvm_accel=settings.microvm_accel)
+                             store, gate, microvm_accel=settings.microvm_accel, caps=settings.sandbox_caps(),
+                             blobs=blobs, history_output_bytes=settings.sandbox_history_output_bytes)
 
 
 async def sweep_at_start(client: Client, settings: Settings) -> list[str]:

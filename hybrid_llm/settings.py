@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -44,6 +44,20 @@ class Settings(BaseSettings):
     # HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # Remote CLI: with both set, every CLI command goes through that API with that key (not through Temporal).
+    api_url: str | None = Field(default=None, description="HYBRID_API_URL, e.g. http://host:8000")
+    api_key: SecretStr | None = Field(default=None, description="HYBRID_API_KEY: an `hlk_...` key (or a JWT)")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body the API reads "
+                                "(uploads: 2 x max_upload_bytes + 64 KiB); counted while reading, not from headers.")
+    # Optional OIDC/JWT bearer tokens, verified against a JWKS (file path or https URL).
+    oidc_jwks: str | None = Field(default=None, description="JWKS file or URL; unset = API keys only.")
+    oidc_issuer: str | None = Field(default=None, description="Required `iss` of accepted tokens.")
+    oidc_audience: str | None = Field(default=None, description="Required `aud` of accepted tokens.")
+    oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    oidc_roles_claim: str = Field(default="groups", description="Claim holding the caller's groups or roles.")
+    oidc_role_map: dict[str, list[str]] = Field(default_factory=dict, description="Claim value -> our roles, e.g. "
+                                                "{\"llm-admins\": [\"operator\"]}; unmapped values grant nothing.")
+    oidc_models_claim: str | None = Field(default=None, description="Claim with the model allowlist (a list).")
     # Activity tuning (seconds). Short heartbeats make recovery from a dead worker quick.
     llm_heartbeat_timeout_s: float = Field(default=2.0, gt=0)
     llm_start_to_close_s: float = Field(default=600.0, gt=0)
@@ -56,6 +70,9 @@ class Settings(BaseSettings):
                                               "than this within the window lock the platform down.")
     permission_failure_window_s: float = Field(default=600.0, gt=0)
     approval_timeout_s: float = Field(default=86400.0, gt=0, description="How long a request waits for a person.")
+    approvals_four_eyes: bool = Field(default=True, description="An approval must come from an approver who is not "
+                                      "the requester (turn off only for one-person deployments; recorded per run).")
+    approval_ttl_s: float = Field(default=900.0, gt=0, description="An approval must be used within this time.")
     # Resource monitor (in each worker): exhausted resources lock the platform down.
     monitor_memory_percent: float = Field(default=95.0, gt=0, le=100)
     monitor_backlog: int = Field(default=10_000, ge=1)
@@ -87,6 +104,17 @@ class Settings(BaseSettings):
     microvm_dir: Path | None = None
     microvm_accel: str = Field(default="tcg", pattern="^(tcg|kvm)$")
     sandbox_review_timeout_s: float = Field(default=86400.0, gt=0)
+    # Operator caps on what a caller may ask for (above: refused, CLI exit 2 / API 422, never clamped).
+    sandbox_max_memory_mb: int = Field(default=2048, ge=16)
+    sandbox_max_pids: int = Field(default=256, ge=4)
+    sandbox_max_cpu_percent: int = Field(default=200, ge=5)
+    sandbox_max_cpu_s: int = Field(default=600, ge=1)
+    sandbox_max_wall_s: float = Field(default=600.0, gt=0)
+    sandbox_max_output_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    sandbox_max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    sandbox_max_files: int = Field(default=1000, ge=0)
+    # Each output stream beyond this many bytes is trimmed inside the activity; the whole of it goes to the blob store.
+    sandbox_history_output_bytes: int = Field(default=64 * 1024, ge=1024, le=256 * 1024)
     # Routing: add MiniLM embedding similarity to the rules (~5 s model load once, then a few ms per request).
     router_embeddings: bool = False
     sticky_queue_timeout_s: float = Field(default=1.0, gt=0, description="How soon a dead worker's cached "
@@ -95,6 +123,17 @@ class Settings(BaseSettings):
     watch_uploads: bool = True
     watch_debounce_ms: int = Field(default=400, ge=10, le=60_000)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Larger uploads are refused.")
+    # Trust boundary: the keyring of the payload codec that seals every Temporal payload (default
+    # <state_dir>/codec-keys.json, created by the first local entry point; compose mounts it as a secret).
+    codec_keys_file: Path | None = None
+
+    def sandbox_caps(self):
+        from domain.sandbox import LimitCaps
+
+        return LimitCaps(memory_mb=self.sandbox_max_memory_mb, pids=self.sandbox_max_pids,
+                         cpu_percent=self.sandbox_max_cpu_percent, cpu_s=self.sandbox_max_cpu_s,
+                         wall_s=self.sandbox_max_wall_s, output_bytes=self.sandbox_max_output_bytes,
+                         file_bytes=self.sandbox_max_file_bytes, max_files=self.sandbox_max_files)
 
     @classmethod
     def settings_customise_sources(
@@ -125,6 +164,8 @@ class Settings(BaseSettings):
     def _derive(self) -> "Settings":
         self.state_dir = self.state_dir.expanduser().resolve()
         self.root = (self.root or self.state_dir / "root").expanduser().resolve()
+        if self.codec_keys_file is not None:
+            self.codec_keys_file = self.codec_keys_file.expanduser().resolve()
         return self
 
     # Derived values -------------------------------------------------------------------------
@@ -143,6 +184,10 @@ class Settings(BaseSettings):
     @property
     def temporal_ui_url(self) -> str | None:
         return f"http://127.0.0.1:{self.temporal_ui_port}" if self.embedded_temporal else None
+
+    @property
+    def codec_keyring_path(self) -> Path:
+        return self.codec_keys_file or self.state_dir / "codec-keys.json"
 
     @property
     def postgres_dir(self) -> Path:

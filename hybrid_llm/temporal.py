@@ -1,20 +1,32 @@
-"""How every entry point (worker, CLI, API, tests) talks to Temporal: same converter, same workflows."""
+"""How every entry point (worker, CLI, API, tests, benchmarks) talks to Temporal: through one plugin.
+
+`HybridPlugin` bundles the sealing data converter (pydantic payloads, sealed by `hybrid_llm.codec`, failures with
+their messages encoded too), the workflows, and the interceptors; a client connected with it hands all of that to
+every worker built on it. The worker adds the activities built from its services (worker.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.plugin import SimplePlugin
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
+from hybrid_llm.codec import Keyring, KeyringError, SealingCodec, load_or_create_keyring, read_keyring
 from hybrid_llm.settings import Settings
 from workflows import search_attributes
 from workflows.delegation import DelegationWorkflow
+from workflows.passthrough import workflow_runner
 from workflows.ingest import IngestWorkflow
 from workflows.lockdown import LockdownWorkflow
 from workflows.permission import PermissionWorkflow
@@ -23,20 +35,62 @@ from workflows.request import RequestWorkflow
 from workflows.sandbox import SandboxWorkflow
 from workflows.search import SearchWorkflow
 
-DATA_CONVERTER = pydantic_data_converter
 WORKFLOWS = [RequestWorkflow, PoolWorkflow, LockdownWorkflow, PermissionWorkflow, DelegationWorkflow,
              IngestWorkflow, SearchWorkflow, SandboxWorkflow]
+# Reads payloads that are not sealed (search attributes are indexed in clear by design; tests build raw payloads).
+PAYLOAD_CONVERTER = pydantic_data_converter.payload_converter
+
+
+def data_converter(keyring: Keyring) -> DataConverter:
+    """pydantic payloads, every one sealed; failure messages and stack traces sealed inside the failure too."""
+    return dataclasses.replace(pydantic_data_converter, payload_codec=SealingCodec(keyring),
+                               failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
+
+
+class HybridPlugin(SimplePlugin):
+    """The platform's Temporal configuration: sealing converter, workflows, interceptors. Give it to
+    `Client.connect` (entry points) or to `Replayer`; workers built on such a client inherit it."""
+
+    def __init__(self, keyring: Keyring, interceptors: Sequence = ()) -> None:
+        self.keyring = keyring
+        self.converter = data_converter(keyring)
+        super().__init__("hybrid-llm", data_converter=self.converter, workflows=list(WORKFLOWS),
+                         interceptors=list(interceptors) or None,
+                         workflow_runner=workflow_runner())  # pure modules passed through: cheap run starts
+
+
+def keyring_for(settings: Settings, create: bool = True) -> Keyring:
+    """The codec keyring of this deployment. The default file in the state folder is created by the first local
+    entry point that needs it; an explicitly configured file (HYBRID_CODEC_KEYS_FILE) must exist."""
+    path: Path = settings.codec_keyring_path
+    if create and settings.codec_keys_file is None:
+        return load_or_create_keyring(path)
+    return read_keyring(path)
+
+
+def plugin_for(settings: Settings, keyring: Keyring | None = None) -> HybridPlugin:
+    """The plugin with this deployment's keyring and interceptors (tracing when configured, metrics and per-run log
+    lines; the worker-only ones are ignored by clients)."""
+    from hybrid_llm.observability import worker_interceptors
+
+    return HybridPlugin(keyring or keyring_for(settings), worker_interceptors(settings))
 
 
 class TemporalUnavailable(RuntimeError):
     """Temporal cannot be reached; the message says what to do."""
 
 
-async def connect(settings: Settings, timeout_s: float = 5.0, runtime: Runtime | None = None) -> Client:
+async def connect(settings: Settings, timeout_s: float = 5.0, runtime: Runtime | None = None,
+                  plugin: HybridPlugin | None = None) -> Client:
+    """The one way to build a client: connected through the platform's plugin."""
     target = settings.temporal_target
     try:
+        plugin = plugin or plugin_for(settings)
+    except KeyringError as e:
+        raise TemporalUnavailable(str(e)) from None
+    try:
         return await asyncio.wait_for(
-            Client.connect(target, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER,
+            Client.connect(target, namespace=settings.temporal_namespace, plugins=[plugin],
                            retry_config=RetryConfig(max_retries=2), connect_timeout=timedelta(seconds=timeout_s),
                            runtime=runtime),
             timeout_s + 1)
@@ -66,3 +120,28 @@ async def has_workers(client: Client, namespace: str, task_queue: str) -> bool:
         namespace=namespace, task_queue=TaskQueue(name=task_queue),
         task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
     return len(resp.pollers) > 0
+
+
+class PayloadReader:
+    """Reads payloads out of a fetched or exported history: sealed ones are opened (checked to be ours), plain ones
+    (search attributes, which Temporal indexes in clear) are read as they are."""
+
+    def __init__(self, keyring: Keyring | None) -> None:
+        self._codec = SealingCodec(keyring) if keyring is not None else None
+
+    def value(self, payload, type_hint=None):
+        from hybrid_llm.codec import SEALED_ENCODING, SealError
+
+        if payload.metadata.get("encoding") == SEALED_ENCODING:
+            if self._codec is None:
+                raise SealError("this history is sealed: read it with the deployment's codec keyring")
+            payload = self._codec.unseal(payload)
+        return PAYLOAD_CONVERTER.from_payload(payload, type_hint)
+
+
+def keyring_of(client: Client) -> Keyring | None:
+    """The keyring of the HybridPlugin the client was connected with (None for a raw client)."""
+    for plugin in client.config().get("plugins", ()):
+        if isinstance(plugin, HybridPlugin):
+            return plugin.keyring
+    return None

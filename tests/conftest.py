@@ -21,8 +21,9 @@ from activities.llm_pool import LLMPool  # noqa: E402
 from domain.registry import Capability, ModelSpec, Registry  # noqa: E402
 from hybrid_llm.registry_file import load_registry  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
+from hybrid_llm.codec import Keyring, write_keyring  # noqa: E402
 from hybrid_llm.stack.temporal_server import TEMPORAL_BIN, tuning_args  # noqa: E402
-from hybrid_llm.temporal import DATA_CONVERTER  # noqa: E402
+from hybrid_llm.temporal import HybridPlugin  # noqa: E402
 from worker import WorkerGroup, build_worker  # noqa: E402
 from workflows import search_attributes  # noqa: E402
 
@@ -31,9 +32,26 @@ DEV_SERVER_ARGS = tuning_args()
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+def codec_keyring() -> Keyring:
+    """The session's payload codec keyring: every payload our client and workers write is sealed with it."""
+    return Keyring.generate("tests")
+
+
+@pytest.fixture(scope="session")
+def codec_keys_file(codec_keyring: Keyring) -> Iterator[Path]:
+    """The keyring as a file (0600), for settings and subprocesses (CLI, API, workers) of the session."""
+    with private_tmp_dir("hllm-keys-") as base:
+        path = base / "codec-keys.json"
+        write_keyring(path, codec_keyring, exclusive=True)
+        yield path
+
+
+@pytest.fixture(scope="session")
+async def temporal_env(codec_keyring: Keyring) -> AsyncIterator[WorkflowEnvironment]:
+    from hybrid_llm.observability import MetricsInterceptor
+
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=TEMPORAL_BIN, data_converter=DATA_CONVERTER,
+        dev_server_existing_path=TEMPORAL_BIN, plugins=[HybridPlugin(codec_keyring, [MetricsInterceptor()])],
         search_attributes=search_attributes.ALL, dev_server_extra_args=DEV_SERVER_ARGS)
     yield env
     await env.shutdown()
@@ -55,9 +73,17 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, temporal_target: str, task_queue: str, postgres_url: str) -> Settings:
-    return Settings(state_dir=tmp_path / "state", temporal_address=temporal_target, task_queue=task_queue,
-                    database_url=postgres_url, model_cooldown_s=30.0)
+def settings(tmp_path: Path, temporal_target: str, task_queue: str, postgres_url: str, engine,
+             codec_keys_file: Path) -> Settings:
+    """This test's settings, with the local operator credential in its state folder as `hybrid-llm up` writes it
+    (`hybrid_llm.identity.local_principal(settings)` works; CLI subprocesses act as the local operator), and the
+    session's codec keyring."""
+    from hybrid_llm.identity import ensure_local_credential
+
+    cfg = Settings(state_dir=tmp_path / "state", temporal_address=temporal_target, task_queue=task_queue,
+                   database_url=postgres_url, model_cooldown_s=30.0, codec_keys_file=codec_keys_file)
+    ensure_local_credential(cfg, engine)
+    return cfg
 
 
 @pytest.fixture(scope="session")
@@ -81,9 +107,9 @@ def run_worker(client: Client, settings: Settings, engine) -> Callable:
 
     @asynccontextmanager
     async def _run(pool: LLMPool, task_queue: str | None = None, embedder=None,
-                   via: Client | None = None) -> AsyncIterator[WorkerGroup]:
-        """`via`: another client connection, for a second worker on the same task queue (one per connection)."""
-        worker = build_worker(via or client, settings, pool, task_queue=task_queue, embedder=embedder, engine=engine)
+                   client: Client = client) -> AsyncIterator[WorkerGroup]:
+        """`client`: another connection, for a second worker on the same task queue (one worker per connection)."""
+        worker = build_worker(client, settings, pool, task_queue=task_queue, embedder=embedder, engine=engine)
         async with worker:
             yield worker
 
@@ -181,6 +207,31 @@ def embedder():
     from activities.embeddings import Embedder
 
     return Embedder()
+
+
+TEST_KEY_ROLES: dict[str, tuple[str, ...]] = {
+    "user": ("user",), "user2": ("user",), "approver": ("approver",), "operator": ("operator",),
+    "auditor": ("auditor",),
+}
+
+
+@pytest.fixture(scope="session")
+def api_keys(engine) -> dict:
+    """Real API keys in the session's PostgreSQL: `api_keys["user"]` (also `api_keys[AccessRole.USER]`) is
+    `(Principal, key)`; also `user2` (a second user), `approver`, `operator`, `auditor`, one role each."""
+    from activities.keys_store import KeyStore
+    from domain.principals import AccessRole
+
+    store = KeyStore(engine)
+    keys = {}
+    for name, roles in TEST_KEY_ROLES.items():
+        record, key = store.create(f"test-{name}", tuple(AccessRole(r) for r in roles))
+        keys[name] = (record.principal(), key)
+    return keys
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 LOCKDOWN_SECRET = "correct horse battery staple"

@@ -7,15 +7,21 @@ import uuid
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
+from domain.principals import AccessRole, Principal
 from domain.requests import RequestResult, UserRequest
 from hybrid_llm.request_client import start_request
 from hybrid_llm.settings import Settings
-from hybrid_llm.temporal import DATA_CONVERTER
+from hybrid_llm.temporal import PayloadReader, keyring_of
+
+
+TEST_USER = Principal(id="test-user", name="test user", roles=(AccessRole.USER,), kind="key")
+TEST_APPROVER = Principal(id="test-approver", name="test approver", roles=(AccessRole.APPROVER,), kind="key")
 
 
 async def ask(client: Client, settings: Settings, prompt: str, **kw) -> WorkflowHandle:
+    principal = kw.pop("principal", TEST_USER)
     request = UserRequest(request_id=kw.pop("request_id", uuid.uuid4().hex), prompt=prompt, **kw)
-    return await start_request(client, settings, request)
+    return await start_request(client, settings, request, principal=principal)
 
 
 async def ask_and_wait(client: Client, settings: Settings, prompt: str, **kw) -> tuple[WorkflowHandle, RequestResult]:
@@ -26,12 +32,13 @@ async def ask_and_wait(client: Client, settings: Settings, prompt: str, **kw) ->
 async def routing_from_history(handle: WorkflowHandle) -> list[dict]:
     """The routing decisions the workflow recorded (memo upsert events), in order."""
     history = await handle.fetch_history()
+    reader = PayloadReader(keyring_of(handle._client))
     decisions: list[dict] = []
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
             fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
             if "routing" in fields:
-                decisions = DATA_CONVERTER.payload_converter.from_payload(fields["routing"])
+                decisions = reader.value(fields["routing"])
     return decisions
 
 
@@ -42,5 +49,5 @@ async def search_attributes_from_history(handle: WorkflowHandle) -> dict[str, st
         if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             attrs = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
             for key, payload in attrs.items():
-                found[key] = DATA_CONVERTER.payload_converter.from_payload(payload)
+                found[key] = PayloadReader(None).value(payload)
     return found

@@ -30,6 +30,8 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         env["HYBRID_MODELS_FILE"] = str(settings.models_file)
     if settings.database_url:
         env["HYBRID_DATABASE_URL"] = settings.database_url
+    if settings.codec_keys_file:
+        env["HYBRID_CODEC_KEYS_FILE"] = str(settings.codec_keys_file)
     env.update(extra)
     return env
 

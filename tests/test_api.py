@@ -19,21 +19,24 @@ from temporalio.client import Client
 
 from hybrid_llm.api import create_app
 from hybrid_llm.settings import Settings
-from tests.conftest import scripted
+from tests.conftest import bearer, scripted
 
 
 @asynccontextmanager
-async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(settings: Settings, key: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app in-process; every call sends `key` (a real API key) unless it passes its own header."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api",
+                                     headers=bearer(key) if key else None) as http:
             yield http
 
 
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings) as http:
+async def api(settings: Settings, api_keys) -> AsyncIterator[httpx.AsyncClient]:
+    """The API as the test user (`api_keys["user"]`); other roles pass `headers=bearer(api_keys[...][1])`."""
+    async with api_client(settings, api_keys["user"][1]) as http:
         yield http
 
 
@@ -177,10 +180,11 @@ async def test_healthz_reports_temporal(api):
     assert (response.status_code, response.json()) == (200, {"temporal": "ok", "message": None})
 
 
-async def test_temporal_unreachable_is_503_and_the_app_reconnects_later(settings: Settings, temporal_target: str):
+async def test_temporal_unreachable_is_503_and_the_app_reconnects_later(settings: Settings, temporal_target: str,
+                                                                       api_keys):
     port = free_port()
     down = settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
-    async with api_client(down) as api:  # the app starts although Temporal is not there
+    async with api_client(down, api_keys["user"][1]) as api:  # the app starts although Temporal is not there
         for response in (await api.post("/v1/requests", json={"prompt": "hi"}),
                          await api.get("/v1/requests/abc"),
                          await api.get("/v1/models")):

@@ -6,14 +6,20 @@ import asyncio
 
 from domain.permissions import Actor, Operation, PermissionRequest
 from hybrid_llm import permission_client
+from hybrid_llm.api.auth import actor_label
+from tests.conftest import bearer
 from tests.test_api import api  # noqa: F401 - the fixture
 
 
-async def test_panic_button_and_release_over_http(api, run_worker, scripted_pool, lockdown_secret):  # noqa: F811
+async def test_panic_button_and_release_over_http(api, run_worker, scripted_pool, lockdown_secret,  # noqa: F811
+                                                  api_keys):
+    operator, key = api_keys["operator"]
+    api.headers.update(bearer(key))
     async with run_worker(scripted_pool()):
         assert (await api.get("/v1/lockdown")).json()["locked"] is False
         engaged = await api.post("/v1/lockdown/engage", json={"reason": "over http"})
-        assert engaged.status_code == 200 and engaged.json()["locked"] and engaged.json()["actor"] == "api"
+        assert engaged.status_code == 200 and engaged.json()["locked"]
+        assert engaged.json()["actor"] == actor_label(operator)
         bad = await api.post("/v1/lockdown/release", json={"secret": "nope"})
         assert bad.status_code == 403 and "WrongSecret" in bad.json()["message"] and "nope" not in bad.text
         too_soon = await api.post("/v1/lockdown/release", json={"secret": lockdown_secret})
@@ -26,7 +32,10 @@ async def test_panic_button_and_release_over_http(api, run_worker, scripted_pool
         assert (await api.post("/v1/lockdown/engage", json={})).status_code == 422
 
 
-async def test_approvals_over_http(api, client, settings, run_worker, scripted_pool, tmp_path):  # noqa: F811
+async def test_approvals_over_http(api, client, settings, run_worker, scripted_pool, tmp_path,  # noqa: F811
+                                   api_keys):
+    approver, key = api_keys["approver"]
+    api.headers.update(bearer(key))
     policy = tmp_path / "policy.toml"
     policy.write_text('[model]\nrules = []\n[model.unmatched]\nnetwork = "ask"\n')
     settings.permissions_file = policy
@@ -40,9 +49,9 @@ async def test_approvals_over_http(api, client, settings, run_worker, scripted_p
             await asyncio.sleep(0.1)
         assert [item["workflow_id"] for item in listed] == [handle.id]
         assert listed[0]["request"]["host"] == "pypi.org"
-        decided = await api.post(f"/v1/approvals/{handle.id}", json={"approve": True, "by": "carol"})
+        decided = await api.post(f"/v1/approvals/{handle.id}", json={"approve": True})
         assert decided.status_code == 200 and decided.json()["result"] == "approved"
         outcome = await handle.result()
         again = await api.post(f"/v1/approvals/{handle.id}", json={"approve": False})
-    assert outcome.decision.decision == "allow" and outcome.decided_by == "api:carol"
+    assert outcome.decision.decision == "allow" and outcome.decided_by == actor_label(approver)
     assert again.status_code == 409

@@ -13,6 +13,7 @@ from activities.blobs import BlobNotFound, BlobStore
 from domain.blobs import messages_bytes, sha256_of
 from domain.requests import ChatMessage
 from hybrid_llm.audit import replay, timeline
+from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.conftest import scripted
 from tests.helpers import ask_and_wait
 from tests.processes import acli
@@ -81,7 +82,8 @@ async def test_large_prompts_and_outputs_go_by_hash_and_full_shows_what_the_mode
     assert result.answer.startswith("Summary: Summarise this log:") and len(result.answer) > 4096  # in full
     scheduled = [e.activity_task_scheduled_event_attributes for e in history.events
                  if e.HasField("activity_task_scheduled_event_attributes")]
-    inputs = [json.loads(s.input.payloads[0].data) for s in scheduled if s.activity_type.name == "llm.complete"]
+    reader = PayloadReader(keyring_of(client))
+    inputs = [reader.value(s.input.payloads[0]) for s in scheduled if s.activity_type.name == "llm.complete"]
     assert len(inputs) == 2 and all(i["messages"] == [] and len(i["messages_ref"]) == 64 for i in inputs)
     # The prompt is in history once (the workflow's input), not once more per attempt.
     assert history_kb(history) < 100, history_kb(history)
@@ -140,8 +142,9 @@ async def test_a_changed_workflow_fails_verification_naming_the_workflow(client,
     async with run_worker(scripted_pool()):
         handle, _ = await ask_and_wait(client, settings, "hello")
     history = await handle.fetch_history()
-    assert (await replay.verify([history]))["failed"] == 0
-    result = await replay.verify([history], workflows=[ChangedRequestWorkflow])
+    first = await replay.verify([history], keyring=keyring_of(client))
+    assert first["failed"] == 0, first
+    result = await replay.verify([history], workflows=[ChangedRequestWorkflow], keyring=keyring_of(client))
     assert result["failed"] == 1
     failure = result["failures"][0]
     assert failure["workflow_id"] == handle.id and failure["workflow_type"] == "RequestWorkflow"

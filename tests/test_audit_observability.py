@@ -7,12 +7,12 @@ import json
 import logging
 
 import httpx
-from temporalio.client import Client
 
 from domain.permissions import Actor, Operation, PermissionRequest
 from hybrid_llm import permission_client
 from hybrid_llm.observability import JsonFormatter, build_runtime
 from hybrid_llm.stack.procs import free_port
+from hybrid_llm.temporal import connect
 from tests.conftest import scripted
 from tests.helpers import ask_and_wait
 from worker import build_worker
@@ -53,8 +53,9 @@ async def test_json_logs_carry_the_workflow_id(client, settings, run_worker, scr
 
 async def test_tracing_spans_through_temporals_interceptor(client, settings, run_worker, scripted_pool, capsys):
     settings.otel_exporter = "console"
-    async with run_worker(scripted_pool()):
-        await ask_and_wait(client, settings, "hello")
+    traced = await connect(settings)  # the plugin brings the tracing interceptors the settings ask for
+    async with run_worker(scripted_pool(), client=traced):
+        await ask_and_wait(traced, settings, "hello")
     out = capsys.readouterr().out
     assert "RunWorkflow:RequestWorkflow" in out and "RunActivity:llm.complete" in out
 
@@ -62,8 +63,7 @@ async def test_tracing_spans_through_temporals_interceptor(client, settings, run
 async def test_prometheus_metrics_temporals_and_ours(client, settings, scripted_pool, engine):
     settings.metrics_port = free_port()
     runtime = build_runtime(settings)
-    metered = await Client.connect(client.service_client.config.target_host, namespace=client.namespace,
-                                   data_converter=client.data_converter, runtime=runtime)
+    metered = await connect(settings, runtime=runtime)
     (settings.root / "downloads").mkdir(parents=True, exist_ok=True)
     want = PermissionRequest(actor=Actor.MODEL, operation=Operation.WRITE, model_id="echo", path="downloads/m.txt",
                              explanation="metrics test")

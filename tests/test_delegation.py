@@ -59,7 +59,7 @@ async def test_review_rounds_are_bounded(client, settings, run_worker, scripted_
     assert len(result.delegations) == 2  # generalist -> coder, one review
     assert any("not approved after 1 review round" in r for r in result.reasons)
     # The generalist that presents the result was told the review did not approve, and why.
-    [formatting] = completions(await handle.fetch_history())
+    [formatting] = await completions(handle)
     assert formatting["model_id"] == "generalist"
     assert "NOT approved by the security reviewer: still insecure" in formatting["messages"][-1]["content"]
 

@@ -11,6 +11,7 @@ from domain.approvals import ApprovalVerdict
 from domain.lockdown import Trigger
 from domain.permissions import Actor, Operation, PermissionRequest
 from hybrid_llm import lockdown_client, permission_client
+from tests.helpers import TEST_APPROVER
 from tests.conftest import scripted
 from tests.processes import acli
 
@@ -89,10 +90,10 @@ async def test_ask_a_person_waits_across_a_worker_restart(client, settings, run_
         approved = await acli(settings, "approvals", "approve", handle.id, "--note", "docs only")
         assert approved.returncode == 0, approved.stderr
         outcome = await asyncio.wait_for(handle.result(), 30)
-    assert outcome.decision.decision == "allow" and outcome.decided_by.startswith("cli:")
+    assert outcome.decision.decision == "allow" and outcome.decided_by == "local operator (local-operator)"  # the CLI's principal
     assert "docs only" in outcome.decision.reason
     with pytest.raises(permission_client.ApprovalError):
-        await permission_client.decide(client, handle.id, ApprovalVerdict(approve=False, by="late"))
+        await permission_client.decide(client, handle.id, ApprovalVerdict(approve=False, by="late", principal=TEST_APPROVER))
 
 
 async def test_a_person_can_deny_and_the_denial_counts(client, settings, run_worker, scripted_pool, root, tmp_path):
@@ -103,9 +104,10 @@ async def test_a_person_can_deny_and_the_denial_counts(client, settings, run_wor
         handle = await permission_client.request_permission(client, settings, model_wants(Operation.SANDBOX))
         while not await permission_client.pending(client, settings):
             await asyncio.sleep(0.1)
-        await permission_client.decide(client, handle.id, ApprovalVerdict(approve=False, by="bob", note="no"))
+        await permission_client.decide(client, handle.id, ApprovalVerdict(
+            approve=False, by="bob", note="no", principal=TEST_APPROVER))
         outcome = await handle.result()
-    assert outcome.decision.decision == "deny" and outcome.decided_by == "bob" and outcome.failures.total == 1
+    assert outcome.decision.decision == "deny" and outcome.decided_by == TEST_APPROVER.label and outcome.failures.total == 1
 
 
 async def test_a_model_asks_to_save_its_answer_from_the_request_flow(client, settings, run_worker, scripted_pool,

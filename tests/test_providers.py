@@ -31,7 +31,7 @@ from domain.requests import ChatMessage
 from domain.routing import classify, route
 from hybrid_llm.registry_file import load_registry
 from hybrid_llm.request_client import failure_message
-from hybrid_llm.temporal import DATA_CONVERTER
+from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.conftest import scripted
 from tests.helpers import ask, ask_and_wait
 
@@ -132,7 +132,7 @@ async def complete_attempts(handle: WorkflowHandle) -> dict[str, tuple[int, int]
         if event.HasField("activity_task_scheduled_event_attributes"):
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name == "llm.complete":
-                scheduled[event.event_id] = DATA_CONVERTER.payload_converter.from_payload(
+                scheduled[event.event_id] = PayloadReader(keyring_of(handle._client)).value(
                     attrs.input.payloads[0])["model_id"]
         elif event.HasField("activity_task_started_event_attributes"):
             attrs = event.activity_task_started_event_attributes

@@ -11,9 +11,9 @@ from temporalio.service import RPCError
 
 from domain.sandbox import ReviewDecision
 from hybrid_llm import sandbox_client
-from hybrid_llm.temporal import DATA_CONVERTER
+from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.conftest import scripted
-from tests.helpers import ask, ask_and_wait
+from tests.helpers import TEST_APPROVER, ask, ask_and_wait
 from tests.test_rag import folder, upload_and_wait, uploads  # noqa: F401 - fixtures and helpers
 from tests.test_rag_request import LIGHTHOUSE
 from tests.test_sandbox import root  # noqa: F401 - the fixture
@@ -29,19 +29,21 @@ def team():
             scripted("reviewer", ("security",), reply='{"verdict": "approve", "findings": []}'))
 
 
-def completions(history) -> list[dict]:
+async def completions(handle) -> list[dict]:
     """The inputs of every llm.complete this workflow scheduled (what each model was sent)."""
-    return [DATA_CONVERTER.payload_converter.from_payload(e.activity_task_scheduled_event_attributes.input.payloads[0])
+    reader = PayloadReader(keyring_of(handle._client))
+    history = await handle.fetch_history()
+    return [reader.value(e.activity_task_scheduled_event_attributes.input.payloads[0])
             for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
             and e.activity_task_scheduled_event_attributes.activity_type.name == "llm.complete"]
 
 
 async def all_completions(client, handle) -> list[dict]:
     """The request's own model calls and those of its delegation hops (child workflows)."""
-    calls = completions(await handle.fetch_history())
+    calls = await completions(handle)
     for child in (f"{handle.id}-coder", f"{handle.id}-coder-review-1"):
         try:
-            calls += completions(await client.get_workflow_handle(child).fetch_history())
+            calls += await completions(client.get_workflow_handle(child))
         except RPCError:  # no such hop (one model answered)
             pass
     return calls
@@ -74,7 +76,7 @@ async def test_run_works_with_either_plan(client, settings, run_worker, scripted
                 break
             await asyncio.sleep(0.1)
         assert wid is not None, "the proposed code never reached review"
-        await sandbox_client.decide(client, wid, ReviewDecision(approve=True, by="pytest"))
+        await sandbox_client.decide(client, wid, ReviewDecision(approve=True, by="pytest", principal=TEST_APPROVER))
         result = await asyncio.wait_for(handle.result(), 60)
     assert result.plan == plan
     assert result.sandbox is not None and result.sandbox.status == "approved"

@@ -20,7 +20,7 @@ async def test_the_request_goes_to_the_worker_that_has_the_model_loaded(client, 
                                                                         scripted_pool):
     warm, cold = scripted_pool(scripted("m")), scripted_pool(scripted("m"))
     warm.ensure_loaded("m")
-    async with run_worker(warm) as a, run_worker(cold, via=await connect(settings)) as b:
+    async with run_worker(warm) as a, run_worker(cold, client=await connect(settings)) as b:
         assert a.task_queue == b.task_queue  # one deployment, two workers
         results = [await ask_and_wait(client, settings, f"hello {i}") for i in range(6)]
         queues = [q for handle, _ in results for q in await complete_queues(handle)]
@@ -36,7 +36,7 @@ async def test_a_model_cooling_down_on_one_worker_is_known_to_every_router(clien
     broken = scripted_pool(scripted("m", fail="permanent"), scripted("backup", local=False))
     healthy = scripted_pool(scripted("m"), scripted("backup", local=False))
     broken.ensure_loaded("m")  # the router prefers the loaded copy: it fails there
-    async with run_worker(broken) as a, run_worker(healthy, via=await connect(settings)) as b:
+    async with run_worker(broken) as a, run_worker(healthy, client=await connect(settings)) as b:
         handle, first = await ask_and_wait(client, settings, "hello")
         # This request saw m fail and fell back (a model that failed for a request is not retried by it).
         assert [(x.model, x.ok) for x in first.attempts] == [("m", False), ("backup", True)]

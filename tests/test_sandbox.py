@@ -16,9 +16,10 @@ from domain.lockdown import Trigger
 from domain.sandbox import Limits, Origin, ReviewDecision, SandboxSpec
 from hybrid_llm import lockdown_client, sandbox_client
 from hybrid_llm.sandbox_worker import sandbox_dir
+from tests.helpers import TEST_APPROVER
 from tests.processes import acli, start_worker, wait_for_poller
 
-APPROVE = ReviewDecision(approve=True, by="pytest")
+APPROVE = ReviewDecision(approve=True, by="pytest", principal=TEST_APPROVER)
 
 
 @pytest.fixture
@@ -81,6 +82,7 @@ print(open("/proc/net/dev").read().splitlines()[-1].split(":")[0].strip())
 # Every process forks again and again (the classic shell one-liner is stopped earlier, by the guardrails).
 FORK_BOMB = """
 import os, time
+from tests.helpers import TEST_APPROVER
 me = os.getpid()
 refused = 0
 for _ in range(200):
@@ -160,7 +162,7 @@ async def test_a_critical_command_locks_down_and_never_runs(client, settings, ru
 
 
 async def test_network_needs_an_explicit_grant(client, settings, run_worker, scripted_pool, root, tmp_path):
-    spec = SandboxSpec(command=("/bin/sh", "-c", "cat /proc/net/dev | tail -n +3 | wc -l"),
+    spec = SandboxSpec(command=("/bin/sh", "-c", 'cat /proc/net/dev | tail -n +3 | wc -l; echo "${HTTPS_PROXY:-none}"'),
                        network_hosts=("example.com",), origin=Origin(actor="model", model_id="coder"))
     policy = tmp_path / "policy.toml"
     policy.write_text('[[model.rules]]\noperations = ["sandbox"]\n')
@@ -171,8 +173,9 @@ async def test_network_needs_an_explicit_grant(client, settings, run_worker, scr
                       'hosts = ["example.com"]\n')
     async with run_worker(scripted_pool()):
         granted = await run(client, settings, spec)
-    assert denied.status == "approved" and not denied.network and denied.stdout.strip() == "1"  # lo only
-    assert granted.network and int(granted.stdout.strip()) >= 1
+    assert denied.status == "approved" and not denied.network and denied.stdout.split() == ["1", "none"]  # lo only
+    # granted: still its own namespace with only its loopback; the way out is the egress proxy
+    assert granted.network and granted.stdout.split() == ["1", "http://127.0.0.1:3128"], granted
 
 
 async def test_destroy_after_the_worker_is_killed_mid_run(client, settings, root, tmp_path, monkeypatch):

@@ -61,3 +61,73 @@ async def test_cloud_model_code_goes_to_the_microvm(client, settings, run_worker
         out = await run(client, settings, spec)
     assert out.backend == Backend.MICROVM and "cloud model" in out.isolation_reason
     assert out.stdout == "from-the-cloud\n" and out.status == "approved"
+
+
+def _qemu_processes(marker: str) -> list[dict]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            status = open(f"/proc/{pid}/status").read()
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"qemu-system-x86_64") and any(marker.encode() in a for a in cmdline):
+            fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+            found.append({"args": [a.decode() for a in cmdline], "uid": fields["Uid"].split(),
+                          "seccomp": fields.get("Seccomp", "").strip(), "nnp": fields.get("NoNewPrivs", "").strip(),
+                          "capeff": fields["CapEff"].strip()})
+    return found
+
+
+async def test_qemu_runs_unprivileged_in_its_own_seccomp_sandbox_without_a_network_device(
+        client, settings, run_worker, scripted_pool, root):  # noqa: F811
+    import asyncio
+
+    from hybrid_llm import sandbox_client
+    from tests.test_sandbox import APPROVE
+
+    async with run_worker(scripted_pool()):
+        handle = await sandbox_client.start(client, settings, vm("sleep 6; echo done", wall_s=20), APPROVE)
+        sid = handle.id.removeprefix("sandbox-")
+        seen: list[dict] = []
+        for _ in range(300):
+            if seen := _qemu_processes(sid):
+                break
+            await asyncio.sleep(0.05)
+        out = await handle.result()
+    assert out.stdout == "done\n", out
+    assert len(seen) == 1, seen
+    qemu = seen[0]
+    assert qemu["uid"] == ["65534"] * 4 and qemu["capeff"] == "0000000000000000" and qemu["nnp"] == "1"
+    assert qemu["seccomp"] == "2"  # QEMU's own filter is loaded
+    args = qemu["args"]
+    assert args[args.index("-sandbox") + 1] == "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+    assert args[args.index("-nic") + 1] == "none" and "-netdev" not in args and "-nodefaults" in args
+
+
+def test_assets_qemu_cannot_read_make_the_backend_unavailable():
+    """QEMU runs as uid 65534: assets it cannot reach or read count as missing, with the reason."""
+    import shutil
+    import uuid
+    from pathlib import Path
+
+    base = Path("/var/tmp") / f"hybrid-assets-{uuid.uuid4().hex[:8]}"
+    hidden = base / "private" / "microvm"
+    hidden.mkdir(parents=True)
+    try:
+        for name in ("vmlinuz", "initramfs.cpio.gz"):
+            shutil.copy(microvm_dir(Settings()) / name, hidden / name)
+            os.chmod(hidden / name, 0o644)
+        os.chmod(base, 0o755)
+        os.chmod(hidden, 0o755)
+        os.chmod(hidden.parent, 0o700)
+        assert f"{hidden.parent} is not searchable" in (unavailable_reason(hidden) or "")
+        os.chmod(hidden.parent, 0o755)
+        os.chmod(hidden / "vmlinuz", 0o600)
+        assert "cannot read" in (unavailable_reason(hidden) or "")
+        os.chmod(hidden / "vmlinuz", 0o644)
+        assert unavailable_reason(hidden) is None
+    finally:
+        shutil.rmtree(base)

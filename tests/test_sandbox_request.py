@@ -10,6 +10,7 @@ from hybrid_llm import sandbox_client
 from tests.conftest import scripted
 from tests.helpers import ask
 from tests.test_sandbox import root  # noqa: F401 - the fixture
+from tests.helpers import TEST_APPROVER
 
 PROPOSAL = "Run this:\n```python\nprint(6 * 7)\n```\n"
 
@@ -32,7 +33,7 @@ async def test_proposed_code_runs_in_a_reviewed_sandbox(client, settings, run_wo
             await asyncio.sleep(0.1)
         assert view is not None and view["step"] == "reviewing", view
         assert "6 * 7" in json.dumps(view)
-        await sandbox_client.decide(client, wid, ReviewDecision(approve=True, by="pytest"))
+        await sandbox_client.decide(client, wid, ReviewDecision(approve=True, by="pytest", principal=TEST_APPROVER))
         result = await asyncio.wait_for(handle.result(), 60)
     assert result.sandbox is not None and result.sandbox.status == "approved"
     assert result.sandbox.exit_code == 0 and result.sandbox.stdout.strip() == "42"

@@ -13,12 +13,13 @@ import psutil
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from domain.principals import AccessRole
+from hybrid_llm.identity import local_principal
 from hybrid_llm.settings import Settings
 from hybrid_llm.stack import StackError, down, procs, status, up
 from hybrid_llm.stack.postgres import EmbeddedPostgres
 from hybrid_llm.stack.temporal_server import TemporalServer
 from hybrid_llm.stack.worker_process import WorkerProcess, settings_env
-from hybrid_llm.temporal import DATA_CONVERTER
 from tests.conftest import private_tmp_dir
 
 ECHO_REGISTRY = '[[models]]\nid = "echo"\nprovider = "scripted"\ncapabilities = ["general"]\nlocal = true\n'
@@ -75,9 +76,15 @@ def test_up_is_idempotent_status_shows_it_and_down_stops_everything(stack_settin
     assert first.temporal_ui == f"http://127.0.0.1:{stack_settings.temporal_ui_port}"
     assert all(path.is_dir() for path in stack_settings.platform_dirs.values())
     pids = {name: p.pid for name, p in first.parts.items()}
+    # The local operator credential: a real key in the keys table, readable by its owner only.
+    credential = stack_settings.state_dir / "operator.key"
+    assert credential.stat().st_mode & 0o777 == 0o600
+    key = credential.read_text()
+    assert local_principal(stack_settings).has(AccessRole.OPERATOR, AccessRole.USER)
 
     again = up(stack_settings)
     assert {name: p.pid for name, p in again.parts.items()} == pids
+    assert credential.read_text() == key  # kept, not replaced
     assert {name: p.pid for name, p in status(stack_settings).parts.items()} == pids
 
     stopped = down(stack_settings)
@@ -102,7 +109,7 @@ async def test_temporal_restart_on_same_db_keeps_history(base: Path) -> None:
     running_id, closed_id = f"running-{uuid.uuid4().hex[:8]}", f"closed-{uuid.uuid4().hex[:8]}"
     try:
         server.start()
-        client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
+        client = await Client.connect(server.address)
         for wf_id in (running_id, closed_id):
             await client.start_workflow("NobodyPollsThis", "input", id=wf_id, task_queue="nobody-polls")
         await client.get_workflow_handle(closed_id).terminate("done")
@@ -110,7 +117,7 @@ async def test_temporal_restart_on_same_db_keeps_history(base: Path) -> None:
         assert server.stop() and server.pid() is None and not procs.port_accepts(server.port)
 
         assert server.start() != first_pid
-        client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
+        client = await Client.connect(server.address)
         running = await client.get_workflow_handle(running_id).describe()
         closed = await client.get_workflow_handle(closed_id).describe()
         assert running.status == WorkflowExecutionStatus.RUNNING

@@ -161,14 +161,16 @@ def test_cli_bad_input_exits_2_with_one_line(settings, tmp_path):
     assert cli(settings, "files", "history", "uploads/never.md").returncode == 2
 
 
-async def test_api_upload_and_search(client, settings, run_worker, scripted_pool, embedder, engine):
+async def test_api_upload_and_search(client, settings, run_worker, scripted_pool, embedder, engine, api_keys):
     from hybrid_llm.api.app import create_app
+    from tests.conftest import bearer
 
     app = create_app(settings, client=client)
     folder = f"a{uuid.uuid4().hex[:8]}"
     transport = httpx.ASGITransport(app=app)
     async with run_worker(scripted_pool(), embedder=embedder), \
-            httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            httpx.AsyncClient(transport=transport, base_url="http://api",
+                              headers=bearer(api_keys["user"][1])) as http:
         r = await http.post("/v1/uploads", json={"name": f"{folder}/bees.md", "wait": True,
                                                  "content": "# Bees\n\nHoneybees collect nectar and pollen.\n"})
         assert r.status_code == 202, r.text

@@ -14,7 +14,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain.activity_inputs import DiscardInput, SandboxSupport, StatusRequest, WriteRequest
-    from domain.approvals import FailureCounts, FailureRecord
+    from domain.approvals import ApprovalGrant, FailureCounts, FailureRecord, GrantRequest
     from domain.blobs import BlobRef, MessagesBlob
     from domain.guardrails import Verdict
     from domain.llm import Completion, CompletionRequest, HealthResult, LoadResult, ModelFailure, ModelRef, PoolCommand
@@ -95,6 +95,7 @@ blobs_put_messages = Activity[MessagesBlob, BlobRef]("blobs.put_messages", BlobR
 permissions_check = Activity[PermissionRequest, PermissionDecision]("permissions.check", PermissionDecision)
 permissions_record_failure = Activity[FailureRecord, FailureCounts]("permissions.record_failure", FailureCounts)
 files_write = Activity[WriteRequest, int]("files.write", int)
+approvals_grant = Activity[GrantRequest, ApprovalGrant]("approvals.grant", ApprovalGrant, local=True)
 # Lockdown.
 lockdown_persist = Activity[LockdownState, None]("lockdown.persist", None)
 lockdown_status = Activity[StatusRequest, LockdownState]("lockdown.status", LockdownState, local=True,

@@ -36,10 +36,11 @@ class RequestWorkflow(RequestSteps):
     async def run(self, raw: dict[str, Any]) -> RequestResult:
         started = workflow.now()
         try:
-            request = RequestInput.model_validate(raw).request
+            inp = RequestInput.model_validate(raw)
         except ValidationError as e:
             raise ApplicationError(f"invalid request: {e.errors(include_url=False)}", type="InvalidRequest",
                                    non_retryable=True) from None
+        request, self._requester = inp.request, inp.principal
         await self.checkpoint()
         pre = await self._preflight(request)
         tuning = pre.policy

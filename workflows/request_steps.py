@@ -18,6 +18,7 @@ from domain.delegation import (ROOT_SCOPE, DelegationInput, DelegationLimits, De
                                Role, format_prompt, narrow)
 from domain.permissions import Actor, Operation, PermissionRequest
 from domain.pool import PoolSnapshot
+from domain.principals import Principal
 from domain.preflight import Preflight, PreflightInput
 from domain.rag import MAX_QUERY_CHARS, RetrievedContext, RetrieveRequest
 from domain.registry import Capability, ModelSpec
@@ -55,6 +56,7 @@ class RequestSteps(ModelCaller):
     def __init__(self) -> None:
         super().__init__()
         self._progress = Progress(stage="received")
+        self._requester: Principal | None = None  # who asked (stamped by the entry point)
 
     def stage(self, name: str, model: str | None = None) -> None:
         self._progress = Progress(stage=name, model=model)
@@ -186,7 +188,8 @@ class RequestSteps(ModelCaller):
                                                         capabilities=tuple(c.value for c in spec.capabilities),
                                                         name=spec.id)),
                          sandbox_id=sid, review_timeout_s=tuning.sandbox_review_timeout_s,
-                         approval_timeout_s=tuning.approval_timeout_s),
+                         approval_timeout_s=tuning.approval_timeout_s, requester=self._requester,
+                         four_eyes=tuning.approvals_four_eyes),
             id=sandbox_workflow_id(sid), result_type=SandboxOutcome)
 
     async def _save(self, request: UserRequest, answer: Answer, tuning: Tuning) -> PermissionOutcome:
@@ -200,5 +203,5 @@ class RequestSteps(ModelCaller):
             "PermissionWorkflow",
             PermissionInput(request=ask, content=answer.text, approval_timeout_s=tuning.approval_timeout_s,
                             failure_threshold=tuning.permission_failure_threshold,
-                            failure_window_s=tuning.permission_failure_window_s),
+                            failure_window_s=tuning.permission_failure_window_s, requester=self._requester),
             id=f"{workflow.info().workflow_id}-save", result_type=PermissionOutcome)

@@ -18,7 +18,8 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from domain.activity_inputs import SandboxSupport, StatusRequest
     from workflows import activity_stubs as act
-    from domain.approvals import PermissionInput, PermissionOutcome
+    from domain.approvals import PermissionInput, PermissionOutcome, refusal
+    from domain.principals import FORBIDDEN
     from domain.lockdown import EngageRequest, Trigger
     from domain.permissions import Actor, Operation, PermissionRequest
     from domain.registry import Capability
@@ -80,8 +81,17 @@ class SandboxWorkflow(Pausable):
 
     @decide.validator
     def _only_while_reviewing(self, decision: ReviewDecision) -> None:
-        if not self._reviewing or self._decision is not None:
+        if not self._reviewing or self._decision is not None or self._inp is None:
             raise ValueError("this sandbox is not waiting for a review")
+        why = self._refusal(decision)
+        if why is not None:
+            raise ApplicationError(f"not allowed to review: {why}", type=FORBIDDEN, non_retryable=True)
+
+    def _refusal(self, decision: ReviewDecision) -> str | None:
+        """Only an approver reviews, never their own request, except the output of code they wrote themselves."""
+        assert self._inp is not None
+        return refusal(decision.principal, self._inp.requester, self._inp.four_eyes,
+                       own_code=self._inp.spec.origin.actor == "user")
 
     def _record(self, step: Step, detail: str = "") -> None:
         self._step = step
@@ -149,11 +159,11 @@ class SandboxWorkflow(Pausable):
             self._record(Step.REVIEWING, f"exit {result.exit_code}, stopped {result.stopped}, "
                                          f"{len(result.files)} file(s)")
             decision = await self._review(inp)
-            outcome.decided_by = decision.by
+            outcome.decided_by = decision.principal.label if decision.principal is not None else decision.by
             if not decision.approve:
-                self._record(Step.REJECTED, f"by {decision.by}" + (f": {decision.note}" if decision.note else ""))
+                self._record(Step.REJECTED, f"by {outcome.decided_by}" + (f": {decision.note}" if decision.note else ""))
                 return self._finish(outcome, "rejected", decision.note or "rejected")
-            self._record(Step.APPROVED, f"by {decision.by}" + (f": {decision.note}" if decision.note else ""))
+            self._record(Step.APPROVED, f"by {outcome.decided_by}" + (f": {decision.note}" if decision.note else ""))
             if result.files:
                 outcome.delivered = await self.guarded(lambda: act.sandbox_deliver(
                     DeliverRequest(**ref.model_dump(), files=result.files, origin=spec.origin,
@@ -175,7 +185,8 @@ class SandboxWorkflow(Pausable):
         boot = 60 if self._backend is not None and self._backend.value == "microvm" else 10
         return await act.sandbox_execute(
             ExecRequest(**ref.model_dump(), backend=self._backend, argv=spec.argv(), limits=spec.limits,
-                        network=network, inputs=sorted(spec.all_files())),
+                        network=network, network_hosts=list(spec.network_hosts) if network else [],
+                        model_code=spec.origin.actor == "model", inputs=sorted(spec.all_files())),
             start_to_close_timeout=timedelta(seconds=spec.limits.wall_s + boot + 30),
             heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
             # Model code never runs twice behind anyone's back: a run lost with its worker fails, and is destroyed.
@@ -183,8 +194,11 @@ class SandboxWorkflow(Pausable):
 
     async def _review(self, inp: SandboxInput) -> ReviewDecision:
         if inp.approve is not None:
-            self._decision = inp.approve
-            return inp.approve
+            why = self._refusal(inp.approve)
+            if why is None:
+                self._decision = inp.approve
+                return inp.approve
+            self._record(Step.REVIEWING, f"approval given up front refused ({why}); waiting for a reviewer")
         self._reviewing = True
         workflow.upsert_search_attributes([AWAITING_APPROVAL.value_set(True)])
         try:
@@ -233,7 +247,8 @@ class SandboxWorkflow(Pausable):
     def _with_result(outcome: SandboxOutcome, r: ExecResult) -> SandboxOutcome:
         return outcome.model_copy(update=dict(exit_code=r.exit_code, stdout=r.stdout, stderr=r.stderr,
                                               stopped=r.stopped, limits_hit=r.limits_hit, truncated=r.truncated,
-                                              duration_ms=r.duration_ms, files=r.files))
+                                              duration_ms=r.duration_ms, files=r.files, egress=r.egress,
+                                              stdout_sha256=r.stdout_sha256, stderr_sha256=r.stderr_sha256))
 
     def _finish(self, outcome: SandboxOutcome, status: str, reason: str, by: str | None = None) -> SandboxOutcome:
         outcome.status = status  # type: ignore[assignment]

@@ -21,8 +21,10 @@ from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
 from activities.sandbox import _cgroups
 from activities.sandbox._microvm import MicroVMAssets, run_microvm, unavailable_reason
-from activities.sandbox._namespace import run_namespace
+from activities.sandbox._namespace import RefusedToRun, run_namespace
+from activities.sandbox._output import bound_output, while_ticking
 from activities.sandbox._workspace import Workspace, list_workspaces
+from domain.egress import parse_grants
 from domain.paths import UnsafePath
 from domain.permissions import Actor, Operation, PermissionPolicy, PermissionRequest
 from domain.registry import Capability
@@ -34,7 +36,10 @@ from domain.sandbox import (
     Delivery,
     ExecRequest,
     ExecResult,
+    LimitCaps,
+    LimitsRefused,
     SandboxRef,
+    check_caps,
 )
 from domain.activity_inputs import SandboxSupport, StatusRequest
 
@@ -44,7 +49,8 @@ log = logging.getLogger("hybrid_llm.sandbox")
 
 class SandboxActivities:
     def __init__(self, base: Path, microvm_dir: Path, files: PlatformFiles, policy: PermissionPolicy,
-                 store: LockdownStore, gate: LockdownGate, microvm_accel: str = "tcg") -> None:
+                 store: LockdownStore, gate: LockdownGate, microvm_accel: str = "tcg", caps: LimitCaps | None = None,
+                 blobs=None, history_output_bytes: int = 64 * 1024) -> None:
         self.base = Path(base)
         self.microvm_dir = Path(microvm_dir)
         self.files = files
@@ -52,19 +58,26 @@ class SandboxActivities:
         self.store = store
         self.gate = gate
         self.accel = microvm_accel
+        self.caps = caps or LimitCaps()
+        self.blobs = blobs  # activities.blobs.BlobStore: the full output of a trimmed stream
+        self.history_output_bytes = history_output_bytes
 
     def all(self) -> list:
         return [self.support, self.create, self.configure, self.execute, self.deliver, self.destroy]
 
     @activity.defn(name="sandbox.support")
     def support(self, _: StatusRequest | None = None) -> SandboxSupport:
-        reason = unavailable_reason(self.microvm_dir)
+        reason = unavailable_reason(self.microvm_dir, self.accel)
         return SandboxSupport(microvm=reason is None, microvm_reason=reason, cgroups=_cgroups.available())
 
     @activity.defn(name="sandbox.create")
     def create(self, req: CreateRequest) -> str:
         """A fresh work folder owned by the sandbox's uid (idempotent)."""
-        if req.backend == Backend.MICROVM and (why := unavailable_reason(self.microvm_dir)):
+        try:
+            check_caps(req.limits, self.caps)
+        except LimitsRefused as e:
+            raise ApplicationError(str(e), type="LimitsRefused", non_retryable=True) from None
+        if req.backend == Backend.MICROVM and (why := unavailable_reason(self.microvm_dir, self.accel)):
             raise ApplicationError(f"microvm backend unavailable: {why}", type="BackendUnavailable",
                                    non_retryable=True)
         ws = Workspace(self.base, req.sandbox_id)
@@ -94,9 +107,19 @@ class SandboxActivities:
             result = run_microvm(ws.dir, ws.work, req.argv, req.limits, assets, tick=tick, accel=self.accel,
                                  admit=admit)
         else:
-            result = run_namespace(req.sandbox_id, ws.work, req.argv, req.limits, req.network, tick=tick, admit=admit)
-        result.files = ws.collect(set(req.inputs), req.limits.max_files)
-        return result
+            try:
+                result = run_namespace(req.sandbox_id, ws.work, req.argv, req.limits, req.network, tick=tick,
+                                       admit=admit, grants=parse_grants(req.network_hosts),
+                                       require_cgroups=req.model_code)
+            except RefusedToRun as e:
+                raise ApplicationError(str(e), type="RefusedToRun", non_retryable=True) from None
+
+        def finish() -> ExecResult:
+            result.files = ws.collect(set(req.inputs), req.limits.max_files)
+            # Trimmed here, inside the activity: only the bounded part can enter workflow history.
+            return bound_output(result, self.history_output_bytes, self.blobs.put if self.blobs else None)
+
+        return while_ticking(finish, tick)
 
     @activity.defn(name="sandbox.deliver")
     def deliver(self, req: DeliverRequest) -> list[Delivery]:

@@ -9,6 +9,7 @@ limits inside: memory is the VM's RAM, pids/cpu/file size are rlimits for uid 65
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shlex
 import shutil
@@ -23,10 +24,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from activities.sandbox._capture import run_capped
-from activities.sandbox._workspace import SANDBOX_GID, SANDBOX_UID
+from activities.sandbox._extract import extract_results
+from activities.sandbox._workspace import SANDBOX_GID, SANDBOX_UID, untraversable
 from domain.sandbox import ExecResult, Limits
 
+log = logging.getLogger("hybrid_llm.sandbox")
 QEMU = "qemu-system-x86_64"
+# QEMU's own seccomp sandbox: no obsolete system calls, no privilege changes, no new processes, no resource control.
+QEMU_SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 BOOT_ALLOWANCE_S = 30.0  # host-side wall clock on top of the guest's own: boot + result write under TCG
 GUEST_OVERHEAD_MB = 96
 
@@ -42,12 +47,26 @@ class MicroVMAssets:
         return cls(k, i) if k.is_file() and i.is_file() else None
 
 
-def unavailable_reason(folder: Path) -> str | None:
-    """None when the microVM can run here; otherwise why not."""
+def unavailable_reason(folder: Path, accel: str = "tcg") -> str | None:
+    """None when the microVM can run here (QEMU runs as uid 65534: it must be able to read the assets, and
+    /dev/kvm with the kvm accelerator); otherwise why not."""
     if shutil.which(QEMU) is None:
         return f"{QEMU} is not installed (apt-get install qemu-system-x86)"
-    if MicroVMAssets.find(folder) is None:
+    assets = MicroVMAssets.find(folder)
+    if assets is None:
         return f"no kernel/initramfs in {folder} (run scripts/build_microvm_assets.sh)"
+    for f in (assets.kernel, assets.initramfs):
+        if blocked := untraversable(f.parent):
+            return f"uid {SANDBOX_UID} (QEMU's) cannot reach {f} ({blocked} is not searchable by others)"
+        if not os.stat(f).st_mode & stat.S_IROTH:
+            return f"uid {SANDBOX_UID} (QEMU's) cannot read {f} (chmod o+r)"
+    if accel == "kvm":
+        try:
+            rw = stat.S_IROTH | stat.S_IWOTH
+            if os.stat("/dev/kvm").st_mode & rw != rw:
+                return f"uid {SANDBOX_UID} (QEMU's) cannot open /dev/kvm (use accel tcg, or chmod o+rw /dev/kvm)"
+        except OSError:
+            return "no /dev/kvm (use accel tcg)"
     return None
 
 
@@ -69,10 +88,16 @@ def qemu_args(assets: MicroVMAssets, job: Path, out: Path, limits: Limits, accel
                "tsc=reliable mitigations=off")
     return [QEMU, "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on", "-accel", accel, "-cpu", "max",
             "-smp", "1", "-m", str(limits.memory_mb + GUEST_OVERHEAD_MB), "-nodefaults", "-no-user-config",
-            "-nographic", "-no-reboot", "-nic", "none", "-serial", "stdio",
+            "-nographic", "-no-reboot", "-nic", "none", "-serial", "stdio", "-sandbox", QEMU_SANDBOX,
             "-kernel", str(assets.kernel), "-initrd", str(assets.initramfs), "-append", cmdline,
             "-drive", f"id=job,file={job},format=raw,if=none,readonly=on", "-device", "virtio-blk-device,drive=job",
             "-drive", f"id=out,file={out},format=raw,if=none", "-device", "virtio-blk-device,drive=out"]
+
+
+def qemu_user_args() -> list[str]:
+    """QEMU as uid/gid 65534: no capabilities (inheritable, bounding), no new privileges, dies with the worker."""
+    return ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--no-new-privs", "--pdeathsig=KILL", "--"]
 
 
 def _job_tar(path: Path, work: Path, argv: list[str], limits: Limits) -> None:
@@ -95,34 +120,12 @@ def _job_tar(path: Path, work: Path, argv: list[str], limits: Limits) -> None:
 
 
 def _read_results(out: Path, work: Path, output_bytes: int) -> dict[str, bytes]:
-    """Take the guest's out/ files; put its work/ files (regular files only, safe names) into `work`."""
-    found: dict[str, bytes] = {}
-    try:
-        tar = tarfile.open(out, "r:")
-    except tarfile.TarError:
-        return found
-    with tar:
-        try:
-            for member in tar:
-                name = member.name.lstrip("./")
-                if not member.isreg():
-                    if member.isdir() and name.startswith("work/") and ".." not in name.split("/"):
-                        (work / name[5:]).mkdir(parents=True, exist_ok=True)
-                    continue
-                f = tar.extractfile(member)
-                if f is None:
-                    continue
-                if name.startswith("out/"):
-                    found[name[4:]] = f.read(output_bytes + 1)
-                elif name.startswith("work/") and ".." not in name.split("/") and not name.endswith("/"):
-                    target = work / name[5:]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-                    with os.fdopen(fd, "wb") as dst:
-                        shutil.copyfileobj(f, dst)
-                    os.chown(target, SANDBOX_UID, SANDBOX_GID)
-        except (tarfile.TarError, OSError, EOFError):
-            pass  # a partial archive (the disk ran full): keep what came through
+    """The guest's out/ files; its work/ files (regular files and folders only, inside `work`) into `work`,
+    unpacked as the sandbox's uid (`_extract.py`, `_untar.py`)."""
+    found, report = extract_results(out, work, out.parent / "results", output_bytes)
+    if report.get("refused"):
+        log.warning("microvm result archive %s: refused %d member(s): %s", out, report["refused"],
+                    ", ".join(report.get("refused_names", [])[:10]))
     return found
 
 
@@ -144,8 +147,7 @@ def run_microvm(vm_dir: Path, work: Path, argv: list[str], limits: Limits, asset
         except ProcessLookupError:
             pass
 
-    argv = ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups", "--pdeathsig=KILL",
-            "--", *qemu_args(assets, job, out, limits, accel)]
+    argv = [*qemu_user_args(), *qemu_args(assets, job, out, limits, accel)]
     cap = run_capped(argv, wall_s=limits.wall_s + BOOT_ALLOWANCE_S, output_bytes=256 * 1024, kill=kill, tick=tick,
                      admit=admit)
     res = _read_results(out, work, limits.output_bytes)
@@ -182,4 +184,5 @@ def run_microvm(vm_dir: Path, work: Path, argv: list[str], limits: Limits, asset
                       truncated=stopped == "output_limit", stopped=stopped, limits_hit=sorted(set(hit)),
                       duration_ms=round(cap.duration_ms, 1), network=False,
                       enforcement=f"microvm ({accel}): own kernel, {limits.memory_mb + GUEST_OVERHEAD_MB} MiB RAM, "
-                                  "no network device, rlimits for uid 65534 inside")
+                                  "no network device, QEMU seccomp sandbox as uid 65534, rlimits for uid 65534 "
+                                  "inside")

@@ -9,8 +9,11 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from hybrid_llm.api import errors
+from hybrid_llm.api.body_limit import BodyLimit
 from hybrid_llm.api.gate import TemporalGate
+from hybrid_llm.api.keys_routes import router as keys_router
 from hybrid_llm.api.rag_routes import router as rag_router
+from hybrid_llm.api.routes import public as public_router
 from hybrid_llm.api.routes import router
 from hybrid_llm.api.security_routes import router as security_router
 from hybrid_llm.api.sandbox_routes import router as sandbox_router
@@ -26,14 +29,22 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gate.try_connect()
         yield
+        keys = getattr(app.state, "keys", None)  # the key store's engine, built on the first authenticated call
+        if keys is not None:
+            keys.engine.dispose()
 
     app = FastAPI(title="Hybrid LLM Platform", version="0.1.0", lifespan=lifespan,
                   description="Every request is a durable Temporal workflow: start one, then poll its status.")
     app.state.settings = settings
     app.state.gate = gate
+    app.include_router(public_router)
     app.include_router(router)
     app.include_router(security_router)
     app.include_router(sandbox_router)
     app.include_router(rag_router)
+    app.include_router(keys_router)
     errors.install(app)
+    # Uploads: base64 or multipart overhead around the file; the route checks the file itself.
+    app.add_middleware(BodyLimit, limit_for=lambda path: 2 * settings.max_upload_bytes + 65536
+                       if path == "/v1/uploads" else settings.max_body_bytes)
     return app

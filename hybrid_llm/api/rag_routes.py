@@ -7,16 +7,20 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, Field
 
 from domain.rag import MAX_K, MAX_QUERY_CHARS, BadUpload, check_size, FileHistory, SearchQuery, SearchResults, UploadReceipt
 from hybrid_llm import rag_client
-from hybrid_llm.api.routes import _UNAVAILABLE, GateDep, SettingsDep
+from domain.principals import AccessRole, Principal
+from hybrid_llm.api.auth import authenticate, require
+from hybrid_llm.api.limits import admit
+from hybrid_llm.api.routes import _AUTH, _UNAVAILABLE, GateDep, SettingsDep, UserDep
 from hybrid_llm.api.schemas import Problem
 
-router = APIRouter(tags=["documents"])
+router = APIRouter(tags=["documents"], dependencies=[Depends(authenticate)], responses=_AUTH)
+DocReaderDep = Annotated[Principal, Depends(require(AccessRole.USER, AccessRole.AUDITOR, AccessRole.OPERATOR))]
 
 
 class UploadBody(BaseModel):
@@ -47,10 +51,11 @@ def _refuse(e: Exception) -> HTTPException:
 
 
 @router.get("/v1/search", response_model=SearchResults, responses={422: {"model": Problem}, **_UNAVAILABLE})
-async def search(gate: GateDep, settings: SettingsDep,
+async def search(request: Request, gate: GateDep, settings: SettingsDep, principal: DocReaderDep,
                  q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="The query.")],
                  k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages.")] = 5) -> SearchResults:
     """The k passages closest in meaning to `q`, best first, with file, version and position."""
+    await admit(request, principal)
     return await rag_client.search(await gate.client(), settings, SearchQuery(query=q, k=k))
 
 
@@ -65,12 +70,13 @@ _UPLOAD_FORM = {"type": "object", "required": ["file"], "properties": {
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": UploadBody.model_json_schema()},
                  "multipart/form-data": {"schema": _UPLOAD_FORM}}}})
-async def upload(request: Request, gate: GateDep, settings: SettingsDep) -> Uploaded:
+async def upload(request: Request, gate: GateDep, settings: SettingsDep, principal: UserDep) -> Uploaded:
     """Store a versioned upload and start indexing it. Multipart (`file`, optional `name`, `wait`) or JSON
     `{"name", "content" | "content_base64", "wait"?}`. 413 over the size limit; 422 for empty, binary,
     undecodable or unsupported files. 200 instead of 202 with `wait`."""
     from activities.uploads import UnknownVersion, UploadRefused, upload_path
 
+    await admit(request, principal)
     name, data, wait = await _read_upload(request, settings.max_upload_bytes)
     uploads = _uploads(request)
     try:
@@ -90,7 +96,8 @@ async def upload(request: Request, gate: GateDep, settings: SettingsDep) -> Uplo
 
 
 @router.get("/v1/uploads/history", response_model=FileHistory, responses={404: {"model": Problem}})
-async def history(request: Request, path: Annotated[str, Query(min_length=1, max_length=4096)]) -> FileHistory:
+async def history(request: Request, principal: DocReaderDep,
+                  path: Annotated[str, Query(min_length=1, max_length=4096)]) -> FileHistory:
     """Every version of an upload."""
     from activities.uploads import UnknownVersion, UploadRefused
 

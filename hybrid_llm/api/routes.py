@@ -17,9 +17,12 @@ from temporalio.exceptions import TimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.llm import PoolCommand
+from domain.principals import AccessRole, Principal
 from domain.pool import PoolSnapshot
 from domain.requests import REQUEST_ID_PATTERN, Progress, RequestResult, workflow_id_for
+from hybrid_llm.api.auth import ALL_ROLES, authenticate, require
 from hybrid_llm.api.gate import TemporalGate
+from hybrid_llm.api.limits import admit, claim, may_read
 from hybrid_llm.api.schemas import (
     ErrorInfo,
     Health,
@@ -49,8 +52,12 @@ _STATUS: dict[WorkflowExecutionStatus, RequestStatusName] = {
     WorkflowExecutionStatus.TIMED_OUT: "timed_out",
 }
 _UNAVAILABLE = {503: {"model": Problem, "description": "Temporal (or the worker) cannot be reached"}}
+_AUTH = {401: {"model": Problem, "description": "no valid `Authorization: Bearer <key>`"},
+         403: {"model": Problem, "description": "the key lacks the role this needs"}}
 
-router = APIRouter()
+# Every route on `router` needs a valid key (plus its own `require(...)`); `public` holds only /healthz.
+router = APIRouter(dependencies=[Depends(authenticate)], responses=_AUTH)
+public = APIRouter()
 
 
 def _settings(request: Request) -> Settings:
@@ -65,22 +72,29 @@ def _gate(request: Request) -> TemporalGate:
 # Temporal is down.
 SettingsDep = Annotated[Settings, Depends(_settings)]
 GateDep = Annotated[TemporalGate, Depends(_gate)]
+UserDep = Annotated[Principal, Depends(require(AccessRole.USER))]
+ReaderDep = Annotated[Principal, Depends(require(AccessRole.USER, AccessRole.APPROVER, AccessRole.AUDITOR,
+                                                 AccessRole.OPERATOR))]
+AnyRoleDep = Annotated[Principal, Depends(require(*ALL_ROLES))]
 RequestId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, description="The id returned by POST /v1/requests.")]
 
 
 @router.post("/v1/requests", status_code=202, response_model=Submitted,
-             responses={422: {"model": Problem}, **_UNAVAILABLE})
+             responses={403: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem},
+                        429: {"model": Problem}, **_UNAVAILABLE})
 async def submit(body: SubmitRequest, request: Request, response: Response, gate: GateDep,
-                 settings: SettingsDep) -> Submitted:
+                 settings: SettingsDep, principal: UserDep) -> Submitted:
     """Start one durable request workflow; poll `status_url` for its state.
 
     Idempotent on `request_id`: a retried POST with the same id returns the original workflow (running or
     closed) and does not start another, whatever its body says.
     """
+    await admit(request, principal, body.model)
     client = await gate.client()
     request_id = body.request_id or uuid.uuid4().hex
     workflow_id = workflow_id_for(request_id)
-    await start_request(client, settings, body.to_user_request(request_id))
+    await claim(request, principal, workflow_id, request_id)
+    await start_request(client, settings, body.to_user_request(request_id), principal=principal)
     status_url = request.app.url_path_for("get_request", request_id=request_id)
     response.headers["Location"] = status_url
     return Submitted(request_id=request_id, workflow_id=workflow_id, status_url=status_url)
@@ -88,10 +102,14 @@ async def submit(body: SubmitRequest, request: Request, response: Response, gate
 
 @router.get("/v1/requests/{request_id}", name="get_request", response_model=RequestStatus,
             responses={404: {"model": Problem}, 422: {"model": Problem}, **_UNAVAILABLE})
-async def get_request(request_id: RequestId, gate: GateDep) -> RequestStatus:
-    """The request's state: its result once completed, its error once failed, its progress while running."""
+async def get_request(request_id: RequestId, request: Request, gate: GateDep,
+                      principal: ReaderDep) -> RequestStatus:
+    """The request's state: its result once completed, its error once failed, its progress while running.
+    Users read the requests they started (another's is a 404); auditors and operators read every request."""
     client = await gate.client()
     workflow_id = workflow_id_for(request_id)
+    if not await may_read(request, principal, workflow_id):
+        raise HTTPException(404, f"no request with id {request_id!r}")
     handle = client.get_workflow_handle_for(RequestWorkflow.run, workflow_id)
     try:
         description = await handle.describe()
@@ -129,7 +147,7 @@ async def _error(handle: WorkflowHandle[RequestWorkflow, RequestResult]) -> Erro
 
 
 @router.get("/v1/models", response_model=PoolSnapshot, responses=_UNAVAILABLE)
-async def models(gate: GateDep, settings: SettingsDep) -> PoolSnapshot:
+async def models(gate: GateDep, settings: SettingsDep, principal: AnyRoleDep) -> PoolSnapshot:
     """The worker's model pool: each model's spec, whether it is loaded, healthy or cooling down."""
     client = await gate.client()
     try:
@@ -144,7 +162,7 @@ async def models(gate: GateDep, settings: SettingsDep) -> PoolSnapshot:
         raise
 
 
-@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+@public.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 async def healthz(gate: GateDep, response: Response) -> Health:
     """`ok` when Temporal answers a health check; 503 `unreachable` (with the reason) otherwise."""
     try:

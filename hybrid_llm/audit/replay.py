@@ -1,6 +1,6 @@
 """Verify histories by replaying them against the current workflow code, and move histories in and out as JSON.
 
-Replay uses exactly the worker's WORKFLOWS and DATA_CONVERTER: a history that replays proves the current code
+Replay uses exactly the worker's WORKFLOWS and sealing data converter: a history that replays proves the current code
 makes the same decisions that were recorded; one that does not names the workflow and (when Temporal says) the
 event where they diverge.
 """
@@ -15,9 +15,11 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from hybrid_llm.temporal import DATA_CONVERTER, WORKFLOWS
+from hybrid_llm.codec import Keyring
+from hybrid_llm.temporal import WORKFLOWS, data_converter
 
 _EVENT_ID = re.compile(r"event(?:[ _]?id)?[\s:=#]+(\d+)", re.IGNORECASE)
 FILE_SEPARATOR = "__"
@@ -64,10 +66,13 @@ def _type(history: WorkflowHistory) -> str:
     return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
 
 
-async def verify(histories: list[WorkflowHistory], workflows: list | None = None) -> dict:
+async def verify(histories: list[WorkflowHistory], workflows: list | None = None,
+                 keyring: Keyring | None = None) -> dict:
     """Replay every history; `{"replayed", "failed", "failures": [{workflow_id, run_id, workflow_type, error,
-    event_id?}], "seconds"}`. `workflows` defaults to the worker's (tests pass changed ones)."""
-    replayer = Replayer(workflows=workflows or WORKFLOWS, data_converter=DATA_CONVERTER)
+    event_id?}], "seconds"}`. `workflows` defaults to the worker's (tests pass changed ones); `keyring` opens
+    sealed histories (the deployment's codec keyring; a history sealed under another key fails to replay)."""
+    converter = data_converter(keyring) if keyring is not None else pydantic_data_converter
+    replayer = Replayer(workflows=workflows or WORKFLOWS, data_converter=converter)
     t0 = time.perf_counter()
 
     async def each() -> AsyncIterator[WorkflowHistory]:

@@ -3,6 +3,7 @@ which fetches histories (the workflow's and its children's) and, with `full`, re
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +13,10 @@ from temporalio.client import Client, WorkflowHistory
 
 from domain.blobs import messages_bytes, preview, sha256_of
 from domain.requests import ChatMessage
-from hybrid_llm.temporal import DATA_CONVERTER
+from hybrid_llm.codec import Keyring
+from hybrid_llm.temporal import PayloadReader, keyring_of
 
-_conv = DATA_CONVERTER.payload_converter
+_reader: ContextVar[PayloadReader] = ContextVar("timeline_reader", default=PayloadReader(None))
 MAX_CHILD_DEPTH = 5
 
 
@@ -26,7 +28,7 @@ def _one(payloads: Payloads | None) -> Any:
 
 def _decode(payload: Payload) -> Any:
     try:
-        return _conv.from_payload(payload)
+        return _reader.get().value(payload)
     except Exception:  # noqa: BLE001 - an undecodable payload is shown, not fatal
         return {"undecodable_payload": payload.metadata.get("encoding", b"").decode(errors="replace")}
 
@@ -35,14 +37,23 @@ def _time(event) -> datetime:
     return event.event_time.ToDatetime()
 
 
+def _message(failure) -> str:
+    """A failure's message; sealed failures keep it in their encoded attributes."""
+    if failure.HasField("encoded_attributes"):
+        attrs = _decode(failure.encoded_attributes)
+        if isinstance(attrs, dict) and "message" in attrs:
+            return attrs["message"]
+    return failure.message
+
+
 def _failure_message(failure) -> dict:
-    out = {"message": failure.message}
+    out = {"message": _message(failure)}
     info = failure.application_failure_info
     if info.type:
         out["type"] = info.type
     cause = failure.cause
-    while cause is not None and cause.message:
-        out["cause"] = cause.message
+    while cause is not None and _message(cause):
+        out["cause"] = _message(cause)
         if cause.application_failure_info.type:
             out["cause_type"] = cause.application_failure_info.type
         if not cause.HasField("cause"):
@@ -61,8 +72,17 @@ def _prompt_hash(inp: dict) -> str | None:
         return None
 
 
-def build(history: WorkflowHistory) -> dict:
-    """The timeline of one run: a summary and a list of entries `{t_ms, kind, ...}` in history order."""
+def build(history: WorkflowHistory, keyring: Keyring | None = None) -> dict:
+    """The timeline of one run: a summary and a list of entries `{t_ms, kind, ...}` in history order. Sealed
+    payloads are opened with `keyring` (the deployment's codec keyring)."""
+    token = _reader.set(PayloadReader(keyring))
+    try:
+        return _build(history)
+    finally:
+        _reader.reset(token)
+
+
+def _build(history: WorkflowHistory) -> dict:
     events = list(history.events)
     if not events:
         return {"workflow_id": history.workflow_id, "entries": []}
@@ -293,7 +313,7 @@ async def show(client: Client, workflow_id: str, *, run_id: str | None = None, f
     every model call gets `messages` (exactly what the model saw) and `output`, resolved from the blob store
     when history holds only their hash."""
     history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    timeline = build(history)
+    timeline = build(history, keyring_of(client))
     calls = timeline.pop("model_calls")
     if full:
         for call, entry in zip(calls, [e for e in timeline["entries"] if e["kind"] == "model_call"]):

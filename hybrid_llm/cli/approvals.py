@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from hybrid_llm.cli.common import CLIError, console, run, settings
+from hybrid_llm.cli import remote as api
+from domain.principals import AccessRole
+from hybrid_llm.cli.common import CLIError, console, local_operator, remote, run, settings
 
 
 Note = Annotated[str, typer.Option(help="Why (recorded in history).")]
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
             cfg = settings()
             return await permission_client.pending(await connect(cfg), cfg)
 
-        items = run(go())
+        items = api.pending_approvals(settings()) if remote(settings()) else run(go())
         if as_json:
             print(json.dumps([i.model_dump(mode="json") for i in items]))
             return
@@ -49,13 +50,16 @@ def register(app: typer.Typer) -> None:
 
         async def go():
             cfg = settings()
-            verdict = ApprovalVerdict(approve=approve, by=f"cli:{getpass.getuser()}", note=note)
+            me = local_operator(cfg, AccessRole.APPROVER)
+            verdict = ApprovalVerdict(approve=approve, by=me.label, note=note, principal=me)
             try:
                 return await permission_client.decide(await connect(cfg), workflow_id, verdict)
             except permission_client.ApprovalError as e:
                 raise CLIError(str(e)) from None
 
-        console.print(f"{workflow_id}: {run(go())}")
+        cfg = settings()
+        outcome = api.decide_approval(cfg, workflow_id, approve, note) if remote(cfg) else run(go())
+        console.print(f"{workflow_id}: {outcome}")
 
     @approvals.command()
     def approve(workflow_id: str, note: Note = "") -> None:

@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 from temporalio.client import WorkflowFailureError
 
-from hybrid_llm.cli.common import CLIError, console, describe_validation, err_console, run, settings
+from hybrid_llm.cli.common import CLIError, console, describe_validation, err_console, remote, run, settings
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +44,17 @@ def register(app: typer.Typer) -> None:
         except ValidationError as e:
             raise CLIError(f"invalid request: {describe_validation(e)}", code=2) from None
         cfg = settings()
-        result = run(_ask(cfg, request, show_progress=not as_json))
+        if remote(cfg):  # HYBRID_API_URL + HYBRID_API_KEY: through the API, as that key
+            from hybrid_llm.cli import remote as api
+
+            result = api.ask(cfg, request, show_progress=not as_json)
+        else:
+            from domain.principals import AccessRole
+            from hybrid_llm.cli.common import local_operator
+
+            # The credential `up` wrote: a revoked or missing one stops here; its principal is stamped on the request.
+            principal = local_operator(cfg, AccessRole.USER)
+            result = run(_ask(cfg, request, show_progress=not as_json, principal=principal))
         if as_json:
             print(json.dumps(result))
         else:
@@ -66,7 +76,7 @@ def register(app: typer.Typer) -> None:
                               f"workflow {result['workflow_id']}[/]", highlight=False)
 
 
-async def _ask(cfg, request, show_progress: bool) -> dict:
+async def _ask(cfg, request, show_progress: bool, principal=None) -> dict:
     from hybrid_llm.request_client import failure_message, start_request, wait_with_progress
     from hybrid_llm.temporal import connect, has_workers
 
@@ -74,7 +84,7 @@ async def _ask(cfg, request, show_progress: bool) -> dict:
     if not await has_workers(client, cfg.temporal_namespace, cfg.task_queue):
         err_console.print(f"[yellow]no worker is polling task queue {cfg.task_queue!r}: the request is queued and "
                           "runs when one starts (`hybrid-llm up`). Ctrl-C leaves it queued.[/]")
-    handle = await start_request(client, cfg, request)
+    handle = await start_request(client, cfg, request, principal=principal)
     status = err_console.status("waiting for a worker…") if show_progress else None
 
     def on_progress(p) -> None:

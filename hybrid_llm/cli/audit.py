@@ -116,7 +116,9 @@ def register(app: typer.Typer) -> None:
                     raise CLIError(f"not a history JSON file: {e}", code=2) from None
             if workflow_id or all_:
                 histories += await _fetch(workflow_id, all_, query)
-            return await replay.verify(histories)
+            from hybrid_llm.temporal import keyring_for
+
+            return await replay.verify(histories, keyring=keyring_for(settings(), create=False))
 
         result = run(go())
         _emit(result, as_json)

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-from hybrid_llm.cli.common import CLIError, console, run, settings
+from hybrid_llm.cli import remote as api
+from domain.principals import AccessRole
+from hybrid_llm.cli.common import CLIError, console, local_actor, remote, run, settings
 
 
 def _read_secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:
@@ -40,9 +42,10 @@ def register(app: typer.Typer) -> None:
 
         async def go():
             cfg = settings()
-            return await lockdown_client.engage(await connect(cfg), cfg, reason, actor=f"cli:{getpass.getuser()}")
+            return await lockdown_client.engage(await connect(cfg), cfg, reason,
+                                                actor=local_actor(cfg, AccessRole.OPERATOR))
 
-        _show(run(go()), as_json)
+        _show(api.lockdown_engage(settings(), reason) if remote(settings()) else run(go()), as_json)
 
     @lockdown.command()
     def status(as_json: JsonFlag = False) -> None:
@@ -54,7 +57,7 @@ def register(app: typer.Typer) -> None:
             cfg = settings()
             return await lockdown_client.current(await connect(cfg), cfg)
 
-        _show(run(go()), as_json)
+        _show(api.lockdown_state(settings()) if remote(settings()) else run(go()), as_json)
 
     @lockdown.command()
     def release(secret_stdin: Annotated[bool, typer.Option(help="Read the secret from stdin.")] = False,
@@ -69,11 +72,11 @@ def register(app: typer.Typer) -> None:
             cfg = settings()
             try:
                 return await lockdown_client.release(await connect(cfg), cfg, secret,
-                                                     actor=f"cli:{getpass.getuser()}")
+                                                     actor=local_actor(cfg, AccessRole.OPERATOR))
             except lockdown_client.LockdownError as e:
                 raise CLIError(f"{e.kind}: {e}") from None
 
-        _show(run(go()), as_json)
+        _show(api.lockdown_release(settings(), secret) if remote(settings()) else run(go()), as_json)
 
     @lockdown.command("set-secret")
     def set_secret(secret_stdin: Annotated[bool, typer.Option(

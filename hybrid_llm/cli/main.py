@@ -18,10 +18,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 
 def _register() -> None:
-    from hybrid_llm.cli import approvals, ask, audit, files, guard, lockdown, models, rag, sandbox, serve, stack, \
-        worker
+    from hybrid_llm.cli import approvals, ask, audit, files, guard, keys, lockdown, models, rag, requests, sandbox, \
+        serve, stack, worker
 
-    for module in (approvals, ask, audit, files, guard, lockdown, models, rag, sandbox, serve, stack, worker):
+    for module in (approvals, ask, audit, files, guard, keys, lockdown, models, rag, requests, sandbox, serve, stack,
+                   worker):
         module.register(app)
 
 
@@ -44,6 +45,11 @@ def _message_for(exc: BaseException) -> tuple[str, int] | None:
         return None
     if isinstance(exc, StackError):
         return str(exc), 4
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.OperationalError):  # e.g. the keys table's database is down
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return f"cannot reach the database: {reason}; run `hybrid-llm up` or check HYBRID_DATABASE_URL", 4
     return None
 
 

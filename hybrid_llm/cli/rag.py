@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hybrid_llm.cli.common import CLIError, console, err_console, run, settings
+from hybrid_llm.cli.common import CLIError, console, err_console, remote, run, settings
 
 EXIT_BAD_INPUT = 2
 
@@ -82,6 +82,23 @@ def register(app: typer.Typer) -> None:
             result = await _wait(handle, as_json) if wait else None
             return receipt, handle, result
 
+        if remote(cfg):  # through the API, as HYBRID_API_KEY
+            from domain.rag import UploadReceipt
+            from hybrid_llm.cli import remote as api
+
+            out = api.upload(cfg, name or file.name, data, wait)
+            receipt = UploadReceipt.model_validate({k: v for k, v in out.items()
+                                                     if k in UploadReceipt.model_fields})
+            if as_json:
+                print(json.dumps(out))
+                return
+            line = f"{receipt.path} v{receipt.version} {'stored' if receipt.created else 'unchanged'} " \
+                   f"({receipt.size:,} bytes, sha256 {receipt.sha256[:12]})"
+            result = out.get("result")
+            line += f"; {result['action']}: {result['chunks']} chunks" if result else \
+                f"; indexing in {out['workflow_id']}"
+            console.print(line, highlight=False)
+            return
         receipt, handle, result = run(go())
         out = {**receipt.model_dump(mode="json"), "workflow_id": handle.id,
                "result": result.model_dump(mode="json") if result else None}
@@ -113,7 +130,12 @@ def register(app: typer.Typer) -> None:
         async def go():
             return await rag_client.search(await connect(cfg), cfg, q)
 
-        results = run(go())
+        if remote(cfg):
+            from hybrid_llm.cli import remote as api
+
+            results = api.search(cfg, q.query, q.k)
+        else:
+            results = run(go())
         if as_json:
             print(json.dumps(results.model_dump(mode="json")))
             return

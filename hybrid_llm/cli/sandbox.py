@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from hybrid_llm.cli.common import CLIError, console, run, settings
+from domain.control_chars import escape_all, escape_controls
+from domain.principals import AccessRole
+from hybrid_llm.cli import remote as api
+from hybrid_llm.cli.common import CLIError, console, local_operator, remote, run, settings
 
 Note = Annotated[str, typer.Option(help="Why (recorded in history).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -28,6 +30,9 @@ def register(app: typer.Typer) -> None:
               file: Annotated[list[str], typer.Option("--file", help="NAME=PATH: an input file.")] = [],  # noqa: B006
               wall_s: Annotated[float | None, typer.Option(help="Wall-clock limit (s).")] = None,
               memory_mb: Annotated[int | None, typer.Option(help="Memory limit (MiB).")] = None,
+              pids: Annotated[int | None, typer.Option(help="Process limit.")] = None,
+              cpu_s: Annotated[int | None, typer.Option(help="CPU seconds in total.")] = None,
+              output_bytes: Annotated[int | None, typer.Option(help="stdout + stderr limit (bytes).")] = None,
               as_json: AsJson = False) -> None:
         """Run CMD through the sandbox workflow; waits for the review unless --approve."""
         from domain.sandbox import Backend, Limits, Origin, ReviewDecision, SandboxSpec
@@ -45,29 +50,43 @@ def register(app: typer.Typer) -> None:
                 files[name] = open(path, encoding="utf-8").read()
             except OSError as e:
                 raise CLIError(f"--file {item}: {e.strerror}", code=2) from None
-        limits = Limits(**{k: v for k, v in (("wall_s", wall_s), ("memory_mb", memory_mb)) if v is not None})
-        user = f"cli:{getpass.getuser()}"
+        try:
+            asked = (("wall_s", wall_s), ("memory_mb", memory_mb), ("pids", pids), ("cpu_s", cpu_s),
+                     ("output_bytes", output_bytes))
+            limits = Limits(**{k: v for k, v in asked if v is not None})
+        except ValueError as e:
+            raise CLIError(f"invalid limits: {e}", code=2) from None
+        # Locally the author is the local operator credential (approving up front needs approver); through the
+        # API, the API names the key.
+        me = None if remote(settings()) else local_operator(
+            settings(), AccessRole.APPROVER if approve else AccessRole.USER)
+        user = "cli:api" if me is None else me.label
         spec = SandboxSpec(command=tuple(command), files=files, backend=Backend(backend) if backend else None,
                            limits=limits, network_hosts=tuple(network), origin=Origin(actor="user", name=user))
-        decision = ReviewDecision(approve=True, by=user, note="approved up front (--approve)") if approve else None
+        decision = (ReviewDecision(approve=True, by=user, note="approved up front (--approve)", principal=me)
+                    if approve else None)
 
         async def go():
             cfg = settings()
             client = await connect(cfg)
-            handle = await sandbox_client.start(client, cfg, spec, decision)
+            try:
+                handle = await sandbox_client.start(client, cfg, spec, decision, requester=me)
+            except sandbox_client.LimitsRefused as e:
+                raise CLIError(str(e), code=2) from None
             if not approve and not as_json:
                 console.print(f"{handle.id}: waiting for review: hybrid-llm sandbox approve|reject {handle.id}",
                               highlight=False)
             return await handle.result()
 
-        outcome = run(go())
+        outcome = api.sandbox_exec(settings(), spec, approve, quiet=as_json) if remote(settings()) else run(go())
         if as_json:
             print(json.dumps(outcome.model_dump(mode="json")))
         else:
-            if outcome.stdout:
-                print(outcome.stdout, end="" if outcome.stdout.endswith("\n") else "\n")
-            if outcome.stderr:
-                typer.echo(outcome.stderr, err=True, nl=not outcome.stderr.endswith("\n"))
+            out, err = escape_controls(outcome.stdout), escape_controls(outcome.stderr)
+            if out:
+                print(out, end="" if out.endswith("\n") else "\n")
+            if err:
+                typer.echo(err, err=True, nl=not err.endswith("\n"))
             typer.echo(f"{outcome.workflow_id}: {outcome.status}, exit {outcome.exit_code}"
                        + (f", stopped: {outcome.stopped}" if outcome.stopped else "")
                        + (f" ({outcome.reason})" if outcome.reason else ""), err=True)
@@ -85,7 +104,7 @@ def register(app: typer.Typer) -> None:
             cfg = settings()
             return await sandbox_client.listing(await connect(cfg), cfg, running_only=not all_)
 
-        items = run(go())
+        items = escape_all(api.sandbox_list(settings(), all_) if remote(settings()) else run(go()))
         if as_json:
             print(json.dumps(items))
             return
@@ -109,7 +128,8 @@ def register(app: typer.Typer) -> None:
             except sandbox_client.SandboxError as e:
                 raise CLIError(str(e)) from None
 
-        data = run(go())
+        # Control characters as visible text: output cannot hide or move text.
+        data = escape_all(api.sandbox_show(settings(), workflow_id) if remote(settings()) else run(go()))
         if as_json:
             print(json.dumps(data))
             return
@@ -135,13 +155,16 @@ def register(app: typer.Typer) -> None:
 
         async def go():
             cfg = settings()
-            decision = ReviewDecision(approve=approve, by=f"cli:{getpass.getuser()}", note=note)
+            me = local_operator(cfg, AccessRole.APPROVER)
+            decision = ReviewDecision(approve=approve, by=me.label, note=note, principal=me)
             try:
                 return await sandbox_client.decide(await connect(cfg), workflow_id, decision)
             except sandbox_client.SandboxError as e:
                 raise CLIError(str(e)) from None
 
-        console.print(f"{workflow_id}: {run(go())}", highlight=False)
+        cfg = settings()
+        outcome = api.sandbox_decide(cfg, workflow_id, approve, note) if remote(cfg) else run(go())
+        console.print(f"{workflow_id}: {outcome}", highlight=False)
 
     @sandbox.command()
     def approve(workflow_id: str, note: Note = "") -> None:

@@ -58,6 +58,9 @@ def _up(settings: Settings) -> None:
     if settings.embedded_database:
         EmbeddedPostgres.from_settings(settings).start()
     migrate.upgrade(settings.effective_database_url)
+    from hybrid_llm.identity import ensure_local_credential
+
+    ensure_local_credential(settings)  # <state_dir>/operator.key (0600): the local CLI's operator key
     WorkerProcess(settings).start()
 
 

@@ -2,7 +2,7 @@
 so routing sees the pool that will serve a call.
 
 Revision ID: 0008_pool_state
-Revises: 0004_rag
+Revises: 0007_approvals
 Create Date: 2026-11-27
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_pool_state"
-down_revision: str | Sequence[str] | None = "0004_rag"
+down_revision: str | Sequence[str] | None = "0007_approvals"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

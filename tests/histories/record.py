@@ -29,18 +29,24 @@ from domain.approvals import ApprovalVerdict  # noqa: E402
 from domain.llm import PoolCommand  # noqa: E402
 from domain.permissions import Actor, Operation, PermissionRequest  # noqa: E402
 from domain.registry import Registry  # noqa: E402
+from domain.principals import AccessRole, Principal  # noqa: E402
 from domain.requests import UserRequest  # noqa: E402
 from domain.sandbox import ReviewDecision, SandboxSpec  # noqa: E402
 from domain.rag import SearchQuery  # noqa: E402
 from hybrid_llm import lockdown_client, permission_client, rag_client, sandbox_client  # noqa: E402
 from hybrid_llm.request_client import start_request  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
-from hybrid_llm.temporal import DATA_CONVERTER  # noqa: E402
+from hybrid_llm.codec import Keyring, load_or_create_keyring  # noqa: E402
+from hybrid_llm.temporal import HybridPlugin  # noqa: E402
 from tests.conftest import DEV_SERVER_ARGS, TEMPORAL_BIN, private_tmp_dir, scripted  # noqa: E402
 from workflows import search_attributes  # noqa: E402
 from workflows.pool import PoolWorkflow  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
+GOLDEN_APPROVER = Principal(id="golden-approver", name="golden approver", roles=(AccessRole.APPROVER,))
+GOLDEN_USER = Principal(id="golden-user", name="golden user", roles=(AccessRole.USER,))
+# A key for these recordings only (committed so the tests can open them); never a deployment's key.
+GOLDEN_KEYS = OUT / "codec-keys.json"
 SECRET = "golden histories secret"
 LARGE_PROMPT = "Summarise this log:\n" + "\n".join(f"line {i}: heartbeat ok, queue depth {i % 7}" for i in range(400))
 
@@ -68,7 +74,8 @@ async def record_all(client: Client, settings: Settings, engine) -> dict[str, Wo
     handles = {}
 
     async def request(name: str, prompt: str, **kw):
-        handle = await start_request(client, settings, UserRequest(request_id=f"golden-{name}", prompt=prompt, **kw))
+        handle = await start_request(client, settings, UserRequest(request_id=f"golden-{name}", prompt=prompt, **kw),
+                                     principal=GOLDEN_USER)
         handles[f"request-{name}"] = handle
         return handle
 
@@ -109,7 +116,7 @@ async def record_all(client: Client, settings: Settings, engine) -> dict[str, Wo
             return any(p.workflow_id == h.id for p in await permission_client.pending(client, settings))
 
         await _wait_until(waiting)
-        await permission_client.decide(client, h.id, ApprovalVerdict(approve=True, by="golden", note="docs only"))
+        await permission_client.decide(client, h.id, ApprovalVerdict(approve=True, by="golden", note="docs only", principal=GOLDEN_APPROVER))
         await h.result()
         handles["permission-ask"] = h
     settings.permissions_file = None
@@ -132,7 +139,7 @@ async def record_all(client: Client, settings: Settings, engine) -> dict[str, Wo
         handles["lockdown-controller"] = client.get_workflow_handle(lockdown_client.controller_id(settings.task_queue))
         # SandboxWorkflow: a person's command, approved up front.
         box = await sandbox_client.start(client, settings, SandboxSpec(command=("/bin/sh", "-c", "echo golden > out.txt")),
-                                         ReviewDecision(approve=True, by="golden"), sandbox_id="golden")
+                                         ReviewDecision(approve=True, by="golden", principal=GOLDEN_APPROVER), sandbox_id="golden")
         await box.result()
         handles["sandbox-golden"] = box
     # DelegationWorkflow: the secure-login collaboration (changes, revise, approve) with scripted roles.
@@ -168,13 +175,14 @@ async def main() -> None:
         pg = EmbeddedPostgres(base / "pg", procs.free_port())
         pg.start()
         env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=TEMPORAL_BIN, data_converter=DATA_CONVERTER,
+            dev_server_existing_path=TEMPORAL_BIN, plugins=[HybridPlugin(load_or_create_keyring(GOLDEN_KEYS))],
             search_attributes=search_attributes.ALL, dev_server_extra_args=DEV_SERVER_ARGS)
         try:
             migrate.upgrade(pg.url)
             engine = make_engine(pg.url)
             settings = Settings(state_dir=base / "state", temporal_address=env.client.service_client.config.target_host,
-                                task_queue="golden", database_url=pg.url, llm_heartbeat_timeout_s=5.0)
+                                task_queue="golden", database_url=pg.url, llm_heartbeat_timeout_s=5.0,
+                                codec_keys_file=GOLDEN_KEYS)
             settings.state_dir.mkdir(parents=True, exist_ok=True)
             histories = await record_all(env.client, settings, engine)
             engine.dispose()
@@ -182,7 +190,8 @@ async def main() -> None:
             await env.shutdown()
             pg.stop()
     for old in OUT.glob("*.json"):
-        old.unlink()
+        if old != GOLDEN_KEYS:
+            old.unlink()
     for name, h in sorted(histories.items()):
         (OUT / f"{h.workflow_id}.json").write_text(json.dumps(json.loads(h.to_json()), indent=1) + "\n")
         print(f"{h.workflow_id}: {len(h.events)} events")
