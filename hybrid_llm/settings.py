@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     # Trust boundary: the keyring of the payload codec that seals every Temporal payload (default
     # <state_dir>/codec-keys.json, created by the first local entry point; compose mounts it as a secret).
     codec_keys_file: Path | None = None
+    ui_origins: tuple[str, ...] = Field(default=(), description="Browser origins of Temporal Web UIs that may call "
+                                        "the codec endpoint (the embedded UI's is always allowed).")
 
     def sandbox_caps(self):
         from domain.sandbox import LimitCaps

@@ -53,5 +53,5 @@ async def test_approvals_over_http(api, client, settings, run_worker, scripted_p
         assert decided.status_code == 200 and decided.json()["result"] == "approved"
         outcome = await handle.result()
         again = await api.post(f"/v1/approvals/{handle.id}", json={"approve": False})
-    assert outcome.decision.decision == "allow" and outcome.decided_by == actor_label(approver)
+    assert outcome.decision.decision == "allow" and outcome.decided_by == approver.label  # the principal, not a name from the body
     assert again.status_code == 409

@@ -123,6 +123,7 @@ def test_keys_commands_through_the_api(settings, api_server, api_keys, engine):
     assert half.returncode == 2 and "HYBRID_API_KEY" in half.stderr
 
 
+@pytest.mark.timeout(900)  # some twenty CLI processes, each a few seconds on a loaded machine
 async def test_cli_commands_go_through_the_api_with_the_key(settings, api_server, api_keys, run_worker,
                                                             scripted_pool, tmp_path, client):
     from tests.conftest import scripted

@@ -11,6 +11,7 @@ from domain.approvals import ApprovalVerdict
 from domain.lockdown import Trigger
 from domain.permissions import Actor, Operation, PermissionRequest
 from hybrid_llm import lockdown_client, permission_client
+from hybrid_llm.identity import local_principal
 from tests.helpers import TEST_APPROVER
 from tests.conftest import scripted
 from tests.processes import acli
@@ -90,7 +91,7 @@ async def test_ask_a_person_waits_across_a_worker_restart(client, settings, run_
         approved = await acli(settings, "approvals", "approve", handle.id, "--note", "docs only")
         assert approved.returncode == 0, approved.stderr
         outcome = await asyncio.wait_for(handle.result(), 30)
-    assert outcome.decision.decision == "allow" and outcome.decided_by == "local operator (local-operator)"  # the CLI's principal
+    assert outcome.decision.decision == "allow" and outcome.decided_by == local_principal(settings).label  # the CLI's principal
     assert "docs only" in outcome.decision.reason
     with pytest.raises(permission_client.ApprovalError):
         await permission_client.decide(client, handle.id, ApprovalVerdict(approve=False, by="late", principal=TEST_APPROVER))

@@ -17,6 +17,7 @@ from domain.principals import AccessRole
 from hybrid_llm.identity import local_principal
 from hybrid_llm.settings import Settings
 from hybrid_llm.stack import StackError, down, procs, status, up
+from hybrid_llm.stack.api_process import ApiProcess
 from hybrid_llm.stack.postgres import EmbeddedPostgres
 from hybrid_llm.stack.temporal_server import TemporalServer
 from hybrid_llm.stack.worker_process import WorkerProcess, settings_env
@@ -36,7 +37,7 @@ def stack_settings(base: Path) -> Iterator[Settings]:
     registry = base / "models.toml"
     registry.write_text(ECHO_REGISTRY)
     settings = Settings(state_dir=base / "state", temporal_port=procs.free_port(), temporal_ui_port=procs.free_port(),
-                        postgres_port=procs.free_port(), models_file=registry,
+                        postgres_port=procs.free_port(), api_port=procs.free_port(), models_file=registry,
                         task_queue=f"stack-{uuid.uuid4().hex[:8]}")
     yield settings
     _force_down(settings)
@@ -44,7 +45,7 @@ def stack_settings(base: Path) -> Iterator[Settings]:
 
 def _force_down(settings: Settings) -> None:
     """Stop everything, even after a failed assertion half-way through `up`."""
-    for part in (WorkerProcess(settings), TemporalServer.from_settings(settings),
+    for part in (ApiProcess(settings), WorkerProcess(settings), TemporalServer.from_settings(settings),
                  EmbeddedPostgres.from_settings(settings)):
         try:
             part.stop()
@@ -72,7 +73,8 @@ def foreign_listener() -> Iterator[tuple[int, int]]:
 def test_up_is_idempotent_status_shows_it_and_down_stops_everything(stack_settings: Settings) -> None:
     first = up(stack_settings)
     assert {name: p.state for name, p in first.parts.items()} == {
-        "temporal": "running", "postgres": "running", "worker": "running"}
+        "temporal": "running", "postgres": "running", "worker": "running", "api": "running"}
+    assert (stack_settings.state_dir / "codec-keys.json").stat().st_mode & 0o777 == 0o600
     assert first.temporal_ui == f"http://127.0.0.1:{stack_settings.temporal_ui_port}"
     assert all(path.is_dir() for path in stack_settings.platform_dirs.values())
     pids = {name: p.pid for name, p in first.parts.items()}

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from hybrid_llm.api import errors
@@ -17,6 +18,7 @@ from hybrid_llm.api.routes import public as public_router
 from hybrid_llm.api.routes import router
 from hybrid_llm.api.security_routes import router as security_router
 from hybrid_llm.api.sandbox_routes import router as sandbox_router
+from hybrid_llm.api.codec_routes import router as codec_router
 from hybrid_llm.settings import Settings
 
 
@@ -43,7 +45,15 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(sandbox_router)
     app.include_router(rag_router)
     app.include_router(keys_router)
+    app.include_router(codec_router)
     errors.install(app)
+    # The Temporal Web UI calls the codec endpoint from the browser: allow its origin (with credentials: the
+    # codec session cookie), and only its origin.
+    ui_origins = [o for o in (settings.temporal_ui_url, *settings.ui_origins) if o]
+    if ui_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=ui_origins, allow_credentials=True,
+                           allow_methods=["POST", "OPTIONS"],
+                           allow_headers=["Authorization", "Content-Type", "X-Namespace"])
     # Uploads: base64 or multipart overhead around the file; the route checks the file itself.
     app.add_middleware(BodyLimit, limit_for=lambda path: 2 * settings.max_upload_bytes + 65536
                        if path == "/v1/uploads" else settings.max_body_bytes)

@@ -30,6 +30,9 @@ PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-re
                           # the web console's page and static assets: no data; it calls the API with a key
                           "/console", "/console/{name}"})
 ALL_ROLES = tuple(AccessRole)
+# The Temporal Web UI cannot send our bearer key to the codec endpoint: a key it stored in this HttpOnly,
+# SameSite=Strict cookie (POST /codec/session) authenticates the /codec/ routes, and only those.
+CODEC_COOKIE = "hybrid_codec"
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="APIKey",
                      description="An API key from `hybrid-llm keys create` (`hlk_...`).")
@@ -56,6 +59,10 @@ async def authenticate(request: Request,
     """The caller's principal from its bearer key; 401 otherwise. FastAPI runs it once per request."""
     from activities.keys_store import KeyRefused
 
+    if (credentials is None or not credentials.credentials) and request.url.path.startswith("/codec/"):
+        cookie = request.cookies.get(CODEC_COOKIE)
+        if cookie:
+            credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=cookie)
     if credentials is None or not credentials.credentials:
         raise _unauthorized("authentication required: send `Authorization: Bearer <key>`")
     token = credentials.credentials

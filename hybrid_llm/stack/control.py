@@ -13,6 +13,7 @@ from hybrid_llm.stack.errors import StackError
 from hybrid_llm.stack.postgres import EmbeddedPostgres
 from hybrid_llm.stack.status import PartStatus, StackStatus
 from hybrid_llm.stack.temporal_server import TemporalServer, reachable
+from hybrid_llm.stack.api_process import ApiProcess
 from hybrid_llm.stack.worker_process import WorkerProcess
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def up(settings: Settings) -> StackStatus:
 def down(settings: Settings) -> StackStatus:
     """Stop what we started: the worker first, then Temporal, then PostgreSQL. External services stay."""
     with _locked(settings):
+        ApiProcess(settings).stop()
         WorkerProcess(settings).stop()
         if settings.embedded_temporal:
             TemporalServer.from_settings(settings).stop()
@@ -48,6 +50,9 @@ def down(settings: Settings) -> StackStatus:
 
 def _up(settings: Settings) -> None:
     (settings.state_dir / "logs").mkdir(exist_ok=True)
+    from hybrid_llm.temporal import keyring_for
+
+    keyring_for(settings)  # the codec keyring (0600) every local entry point and the worker seal payloads with
     for path in settings.platform_dirs.values():
         path.mkdir(parents=True, exist_ok=True)
     if settings.embedded_temporal:
@@ -62,11 +67,12 @@ def _up(settings: Settings) -> None:
 
     ensure_local_credential(settings)  # <state_dir>/operator.key (0600): the local CLI's operator key
     WorkerProcess(settings).start()
+    ApiProcess(settings).start()  # console, codec endpoint for the Web UI, API for remote CLIs
 
 
 def status(settings: Settings) -> StackStatus:
     """Report each part without starting anything."""
-    parts = [_temporal(settings), _postgres(settings), _worker(settings)]
+    parts = [_temporal(settings), _postgres(settings), _worker(settings), _api(settings)]
     return StackStatus(parts={p.name: p for p in parts}, temporal_ui=settings.temporal_ui_url,
                        state_dir=str(settings.state_dir))
 
@@ -108,6 +114,13 @@ def _worker(settings: Settings) -> PartStatus:
     pid = worker.pid()
     return PartStatus(name="worker", state="running" if pid else "stopped", pid=pid, address=settings.task_queue,
                       detail=f"log {_rel(settings, worker.log_file)}")
+
+
+def _api(settings: Settings) -> PartStatus:
+    api = ApiProcess(settings)
+    pid = api.pid()
+    return PartStatus(name="api", state="running" if pid else "stopped", pid=pid, address=api.url,
+                      detail=f"console {api.url}/console, codec {api.url}/codec, log {_rel(settings, api.log_file)}")
 
 
 def _rel(settings: Settings, path: Path) -> str:

@@ -56,20 +56,22 @@ class TemporalServer:
     """One dev server: its state (db file, pid file, log) lives in `state_dir`."""
 
     def __init__(self, state_dir: Path, port: int, ui_port: int, *, namespace: str = "default",
-                 db_file: Path | None = None, headless: bool = False) -> None:
+                 db_file: Path | None = None, headless: bool = False, codec_endpoint: str | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.port = port
         self.ui_port = ui_port
         self.namespace = namespace
         self.db_file = Path(db_file) if db_file else self.state_dir / "temporal.db"
         self.headless = headless
+        self.codec_endpoint = codec_endpoint
         self.pid_file = self.state_dir / "temporal.pid"
         self.log_file = self.state_dir / "logs" / "temporal.log"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TemporalServer":
         return cls(settings.state_dir, settings.temporal_port, settings.temporal_ui_port,
-                   namespace=settings.temporal_namespace)
+                   namespace=settings.temporal_namespace,
+                   codec_endpoint=f"http://{settings.api_host}:{settings.api_port}/codec")
 
     @property
     def address(self) -> str:
@@ -84,6 +86,8 @@ class TemporalServer:
                 "--db-filename", str(self.db_file), "--log-level", "warn",
                 "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
         args += ["--headless"] if self.headless else ["--ui-port", str(self.ui_port)]
+        if self.codec_endpoint and not self.headless:  # the UI decodes sealed histories through our API
+            args += ["--ui-codec-endpoint", self.codec_endpoint]
         if self.namespace != "default":
             args += ["--namespace", self.namespace]
         return args + tuning_args() + _search_attribute_args()
