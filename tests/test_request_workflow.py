@@ -183,3 +183,19 @@ async def test_options_above_the_workers_caps_are_refused(client, settings, run_
     kind, message = failure_message(info.value)
     assert kind == "InvalidRequest" and "above this platform's cap of 100" in message
     assert fine.answer
+
+
+async def test_a_keys_model_allowlist_narrows_the_routers_choice(client, settings, run_worker, scripted_pool):
+    from domain.principals import AccessRole, Principal
+
+    only_echo = Principal(id="only-echo", name="only echo", roles=(AccessRole.USER,), kind="key", models=("echo",))
+    nothing = Principal(id="nothing", name="nothing", roles=(AccessRole.USER,), kind="key", models=("absent",))
+    pool = scripted_pool(scripted("other"), scripted("echo", local=False))  # the router prefers the local "other"
+    async with run_worker(pool):
+        _, free = await ask_and_wait(client, settings, "hello")
+        _, narrowed = await ask_and_wait(client, settings, "hello", principal=only_echo)
+        with pytest.raises(WorkflowFailureError) as info:
+            await (await ask(client, settings, "hello", principal=nothing)).result()
+    assert (free.model, narrowed.model) == ("other", "echo")
+    kind, message = failure_message(info.value)
+    assert kind == "NoModelAvailable" and "allowlist" in message

@@ -113,11 +113,13 @@ class ModelCaller(Pausable):
     async def call_model(self, *, classification: TaskClassification, messages: list[ChatMessage], request_id: str,
                          tuning: Tuning, snapshot: PoolSnapshot | None = None, model: str | None = None,
                          max_tokens: int = 256, temperature: float = 0.2, json_schema: dict | None = None,
-                         what: str = "the answer") -> ModelCall:
+                         what: str = "the answer", allowlist: tuple[str, ...] | None = None) -> ModelCall:
+        """`allowlist`: the caller's models (a key's allowlist); the router never picks another."""
         if snapshot is None:
             snapshot = await act.llm_pool_snapshot(PoolCommand(action="status"))
         refs = await by_reference(messages, tuning.blob_threshold_bytes)  # large prompts: a hash in history
-        excluded: dict[str, str] = {}
+        excluded: dict[str, str] = {} if allowlist is None else {
+            m: "not in the caller's model allowlist" for m in snapshot.ids() if m not in allowlist}
         gone: set[str] = set()  # worker queues that stopped answering during this call
         decisions: list[RoutingDecision] = []
         attempts: list[Attempt] = []

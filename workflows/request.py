@@ -46,12 +46,15 @@ class RequestWorkflow(RequestSteps):
         tuning = pre.policy
         context = await self._context(request, tuning) if request.rag else None
         classification = classify(request.prompt, await self._similarity(request.prompt, tuning))
-        why = needs_collaboration(classification) if request.model is None else None
+        # A key's model allowlist narrows the router's choice (the API refuses an explicit model outside it); a
+        # collaboration would call models by role, so there is none under an allowlist.
+        allowlist = self._requester.models if self._requester is not None else None
+        why = needs_collaboration(classification) if request.model is None and allowlist is None else None
         answer = None
         if why is not None:
             answer = await self._collaborate(request, tuning, classification, why, pre.pool, context)
         if answer is None:
-            answer = await self._single(request, tuning, classification, pre.pool, context)
+            answer = await self._single(request, tuning, classification, pre.pool, context, allowlist)
         sandbox = await self._run_in_sandbox(answer, tuning) if request.run_code else None
         saved = await self._save(request, answer, tuning) if request.save_as is not None else None
         self.stage("done", answer.model)

@@ -108,8 +108,9 @@ class RequestSteps(ModelCaller):
         return system
 
     async def _single(self, request: UserRequest, tuning: Tuning, classification: TaskClassification,
-                      pool: PoolSnapshot, context: RetrievedContext | None) -> Answer:
-        call = await self.call_model(
+                      pool: PoolSnapshot, context: RetrievedContext | None,
+                      allowlist: tuple[str, ...] | None = None) -> Answer:
+        call = await self.call_model(allowlist=allowlist,
             classification=classification, snapshot=pool, model=request.model, request_id=request.request_id,
             tuning=tuning, max_tokens=request.max_tokens, temperature=request.temperature,
             messages=[ChatMessage(role="system", content=self._system(request, context)),
