@@ -33,6 +33,9 @@ with workflow.unsafe.imports_passed_through():
 
 CODER_SYSTEM = "You are a careful senior software engineer. Write secure, working code."
 REVIEWER_SYSTEM = "You are a strict application security reviewer. Answer only with the requested JSON."
+# The request's max_tokens bounds what is written for the user (code, the final answer); a reviewer's verdict is
+# JSON the platform parses, so it has its own budget: cut short, it would not parse (and count as "changes").
+REVIEW_MAX_TOKENS = 512
 
 
 def _add(a: Usage, b: Usage) -> Usage:
@@ -63,7 +66,7 @@ class DelegationWorkflow(ModelCaller):
     async def _review(self, inp: DelegationInput) -> DelegationResult:
         call = await self._call(inp, Capability.SECURITY, f"security review delegated by {inp.from_model}",
                                 REVIEWER_SYSTEM, review_prompt(inp.task, inp.context, inp.round),
-                                max_tokens=min(inp.max_tokens, 256), json_schema=REVIEW_SCHEMA)
+                                max_tokens=min(REVIEW_MAX_TOKENS, inp.tuning.max_tokens_cap), json_schema=REVIEW_SCHEMA)
         review = parse_review(call.completion.text)
         return DelegationResult(role=Role.REVIEWER, model=call.model, output=call.completion.text, review=review,
                                 usage=call.usage)
