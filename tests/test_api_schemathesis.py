@@ -8,11 +8,14 @@ import os
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import uvicorn
 
+from activities.keys_store import KeyStore
+from domain.principals import AccessRole
 from hybrid_llm import lockdown_client, sandbox_client
 from hybrid_llm.api import create_app
 from hybrid_llm.stack.procs import free_port
@@ -49,10 +52,12 @@ class Served:
 
 
 async def test_schemathesis_finds_nothing_on_any_route(client, settings, run_worker, scripted_pool, root,  # noqa: F811
-                                                       embedder, lockdown_secret, tmp_path):
+                                                       embedder, lockdown_secret, engine, tmp_path):
     settings.approval_timeout_s = 5  # generated requests that wait for a person give up quickly
     settings.sandbox_review_timeout_s = 5
-    headers: list[str] = []
+    # One key with every role, so each route's own logic is reached (role refusals are tested elsewhere).
+    _, key = KeyStore(engine).create(f"schemathesis-{uuid.uuid4().hex[:6]}", tuple(AccessRole))
+    headers = ["--header", f"Authorization: Bearer {key}"]
     embedder.encode(["warm up"])  # the first search would otherwise wait for the model to load
     async with run_worker(scripted_pool(scripted("echo")), embedder=embedder):
         with Served(create_app(settings), free_port()) as api:
