@@ -134,7 +134,8 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
                     lockdown.broadcast, lockdown.alert, permissions.check, permissions.record_failure,
                     permissions.write, ApprovalActivities(approvals).grant, scans.scan, preflight.preflight,
                     BlobActivities(blobs).put_messages,
-                    *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder),
+                    *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder,
+                                   settings, scanner),
                     *sandbox_activities(settings, store, gate, policy, blobs=blobs).all()],
         max_concurrent_local_activities=local_slots,
         # A dead worker's sticky tasks move to the shared queue quickly (Temporal's default is 10 s).

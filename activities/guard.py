@@ -14,13 +14,22 @@ Calibration on tests/guard_corpus (717 commands, 293 prompts; exemplars are not 
   paraphrases for review; it never lowers a rule verdict (domain.guardrails.combine).
 
 Blocking work (torch): a sync activity, run by the worker's thread pool.
+
+The learned layer (domain/guardrails/learned.py): logistic-regression heads on MiniLM embeddings of a text's views,
+trained by scripts/train_guard_head.py, shipped in activities/guard_model/ (weights .npz + manifest.json with size,
+sha256, training-data hash and metrics). `LearnedHeads` verifies every file against the manifest when it loads and
+refuses a mismatch (GuardModelError); nothing is fetched from a hub. On by default in the worker's scanner for
+prompt-kind scans (see activities/scanning.py); bench/guardrails.py measures its p50 per text.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
 import threading
+from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -28,6 +37,7 @@ from temporalio import activity
 
 from activities.embeddings import Embedder
 from domain.guardrails import exemplars
+from domain.guardrails.learned import Head, LearnedResult, calibrated, risk_of, views
 from domain.guardrails.semantic import K, SemanticRequest, SemanticResult, risk_for
 from domain.guardrails.verdict import Risk
 
@@ -44,10 +54,49 @@ SECURITY_PROMPT = (
 )
 
 
+MODEL_DIR = Path(__file__).resolve().parent / "guard_model"
+
+
+class GuardModelError(RuntimeError):
+    """The shipped learned-layer artifact is missing or does not match its manifest."""
+
+
+class LearnedHeads:
+    """The shipped heads, each verified against the manifest (size and sha256) before use."""
+
+    def __init__(self, directory: Path = MODEL_DIR) -> None:
+        import numpy as np
+
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text())
+        except (OSError, ValueError) as e:
+            raise GuardModelError(f"cannot read {directory / 'manifest.json'}: {e}") from None
+        self.manifest = manifest
+        self.heads: dict[str, tuple[Head, "np.ndarray", str]] = {}
+        for kind, meta in manifest.get("heads", {}).items():
+            path = directory / meta["file"]
+            try:
+                blob = path.read_bytes()
+            except OSError as e:
+                raise GuardModelError(f"cannot read {path}: {e}") from None
+            digest = hashlib.sha256(blob).hexdigest()
+            if len(blob) != meta["size"] or digest != meta["sha256"]:
+                raise GuardModelError(f"{path} does not match its manifest (size {len(blob)} vs {meta['size']}, "
+                                      f"sha256 {digest[:12]} vs {meta['sha256'][:12]})")
+            with np.load(io.BytesIO(blob)) as z:
+                weights = z["weights"].astype(np.float32)
+            head = Head(kind=kind, bias=meta["bias"], combine=meta["combine"], medium_at=meta["medium_at"],
+                        block_at=meta["block_at"])
+            self.heads[kind] = (head, weights, digest[:12])
+
+
 class GuardActivities:
-    def __init__(self, embedder: Embedder, security_model: SecurityModel | None = None) -> None:
+    def __init__(self, embedder: Embedder, security_model: SecurityModel | None = None,
+                 learned: LearnedHeads | None | bool = True) -> None:
+        """learned: True loads the shipped heads (default), False turns the learned layer off, or pass heads."""
         self.embedder = embedder
         self.security_model = security_model
+        self.learned_heads = LearnedHeads() if learned is True else (learned or None)
         self._vectors: dict[str, tuple["np.ndarray", "np.ndarray", tuple[str, ...], tuple[str, ...]]] | None = None
         self._lock = threading.Lock()
 
@@ -88,6 +137,39 @@ class GuardActivities:
         except Exception as e:  # noqa: BLE001 - an unusable answer is no opinion
             activity.logger.warning("security model gave no usable verdict: %s", e) if activity.in_activity() else None
             return None, None
+
+    def learned_kinds(self) -> set[str]:
+        return set(self.learned_heads.heads) if self.learned_heads is not None else set()
+
+    def learned(self, text: str, kind: str, rule_risk: Risk = Risk.NONE) -> LearnedResult | None:
+        """The learned layer's opinion of `text` (None when no head for this kind ships)."""
+        if self.learned_heads is None or kind not in self.learned_heads.heads:
+            return None
+        head, weights, model_id = self.learned_heads.heads[kind]
+        vs = views(text)
+        logits = self.embedder.encode(vs) @ weights + head.bias
+        best = int(logits.argmax())
+        p = calibrated(head, float(logits[best]), rule_risk)
+        return LearnedResult(kind=head.kind, logit=round(float(logits[best]), 4), probability=round(p, 4),
+                             risk=risk_of(head, p), view=best, evidence=vs[best][:200], model=model_id)
+
+    def learned_many(self, texts: list[str], kind: str) -> list[LearnedResult | None]:
+        """learned() for many texts, embedded in batches (rule risk none)."""
+        if self.learned_heads is None or kind not in self.learned_heads.heads:
+            return [None] * len(texts)
+        head, weights, model_id = self.learned_heads.heads[kind]
+        all_views = [views(t) for t in texts]
+        flat = [v for vs in all_views for v in vs]
+        logits = self.embedder.encode(flat, batch_size=128) @ weights + head.bias
+        out, i = [], 0
+        for vs in all_views:
+            part = logits[i:i + len(vs)]
+            i += len(vs)
+            best = int(part.argmax())
+            p = calibrated(head, float(part[best]), Risk.NONE)
+            out.append(LearnedResult(kind=head.kind, logit=round(float(part[best]), 4), probability=round(p, 4),
+                                     risk=risk_of(head, p), view=best, evidence=vs[best][:200], model=model_id))
+        return out
 
     @activity.defn(name="guard.semantic")
     def semantic(self, req: SemanticRequest) -> SemanticResult:

@@ -12,6 +12,7 @@ from activities.guard import GuardActivities, SecurityModel
 from activities.llm_pool import LLMPool
 from activities.lockdown_gate import LockdownGate
 from domain.guardrails import SemanticRequest, Verdict, combine, scan_command, scan_text
+from domain.guardrails.learned import combine_learned
 from domain.requests import ChatMessage
 from domain.scanning import ScanRequest, scan_output
 
@@ -27,10 +28,20 @@ class Scanner:
             rules = scan_output(req.text, path=req.path)  # text rules + command rules on the commands in it
         else:
             rules = scan_text(req.text, source=req.source)
+        rules = self.learned(req, rules)
         if not req.semantic or self.semantic_layer is None:
             return rules
         result = self.semantic_layer.semantic(SemanticRequest(text=req.text, kind=req.kind, source=req.source))
         return combine(rules, result)
+
+
+    def learned(self, req: ScanRequest, rules: Verdict) -> Verdict:
+        """The learned layer, on by default for text coming into the platform (user prompts, documents, tool output,
+        hand-overs); a model's own output is judged by the rules (the heads were trained on inputs, not answers)."""
+        layer = self.semantic_layer
+        if layer is None or req.kind not in layer.learned_kinds() or req.source == "model_output":
+            return rules
+        return combine_learned(rules, layer.learned(req.text, req.kind, rules.risk))
 
 
 class ScanActivities:

@@ -89,8 +89,9 @@ class Owners:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def claim(self, workflow_id: str, principal_id: str, request_id: str | None = None) -> str:
-        """Record `principal_id` as the owner unless the workflow already has one; the owner's id either way."""
+    def claim(self, workflow_id: str, principal_id: str, request_id: str | None = None) -> tuple[str, bool]:
+        """Record `principal_id` as the owner unless the workflow already has one: (the owner's id, whether this
+        call made the claim)."""
         from sqlalchemy.dialects.postgresql import insert
 
         with self.engine.begin() as conn:
@@ -98,9 +99,15 @@ class Owners:
                 workflow_id=workflow_id, request_id=request_id, principal_id=principal_id)
                 .on_conflict_do_nothing().returning(workflow_owners.c.principal_id)).scalar_one_or_none()
             if mine is not None:
-                return mine
+                return mine, True
             return conn.execute(sa.select(workflow_owners.c.principal_id)
-                                .where(workflow_owners.c.workflow_id == workflow_id)).scalar_one()
+                                .where(workflow_owners.c.workflow_id == workflow_id)).scalar_one(), False
+
+    def release(self, workflow_id: str, principal_id: str) -> None:
+        """Undo a claim that turned out to name a workflow someone else started."""
+        with self.engine.begin() as conn:
+            conn.execute(workflow_owners.delete().where(workflow_owners.c.workflow_id == workflow_id,
+                                                        workflow_owners.c.principal_id == principal_id))
 
     def owner(self, workflow_id: str) -> str | None:
         with self.engine.connect() as conn:

@@ -185,11 +185,49 @@ def ingest_workflow_id(path: str, version: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- search
+SearchMode = Literal["hybrid", "vector", "text"]
+
+
 class SearchQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(default=5, ge=1, le=MAX_K)
+    mode: SearchMode = Field(default="hybrid", description="hybrid: meaning and words fused (RRF); vector: "
+                                                           "meaning only; text: full-text only.")
+    per_document: int | None = Field(default=None, ge=1, le=MAX_K,
+                                     description="At most this many passages of one document (default: the "
+                                                 "worker's HYBRID_RAG_PER_DOCUMENT).")
+
+
+class Evidence(BaseModel):
+    rule: str
+    risk: str
+    detail: str
+
+
+class Finding(BaseModel):
+    """What the guardrails found in a chunk at ingestion: it is kept, flagged, and left out of request context
+    unless the operator allows flagged chunks (HYBRID_RAG_ALLOW_FLAGGED)."""
+
+    risk: str
+    rules: list[str]
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+FLAG_AT = "medium"  # a chunk whose scan reaches this risk is flagged
+_RISKS = ("none", "low", "medium", "high", "critical")
+
+
+def finding_of(verdict, flag_at: str = FLAG_AT) -> Finding | None:
+    """The finding to record for a chunk's guardrails verdict (a domain.guardrails.Verdict), or None when the
+    verdict stays below `flag_at`."""
+    risk = str(getattr(verdict.risk, "value", verdict.risk))
+    if _RISKS.index(risk) < _RISKS.index(flag_at):
+        return None
+    evidence = [Evidence(rule=h.rule, risk=str(getattr(h.risk, "value", h.risk)), detail=h.detail[:300])
+                for h in verdict.hits if _RISKS.index(str(getattr(h.risk, "value", h.risk))) > 0][:10]
+    return Finding(risk=risk, rules=list(verdict.rules)[:20], evidence=evidence)
 
 
 class SearchHit(BaseModel):
@@ -205,6 +243,11 @@ class SearchHit(BaseModel):
     end_line: int
     section: str | None = None
     page: int | None = None
+    flagged: bool = False  # the guardrails found instructions in it at ingestion (see `finding`)
+    finding: Finding | None = None
+    vector_rank: int | None = None  # its rank among the nearest vectors (None: not among them)
+    text_rank: int | None = None  # its rank in the full-text search (None: no match)
+    similarity: float | None = None  # cosine similarity to the query
 
     def citation(self) -> str:
         where = f"p. {self.page}, " if self.page else ""
@@ -218,7 +261,8 @@ class SearchResults(BaseModel):
 
 
 class RetrieveRequest(SearchQuery):
-    """Chunks for a request's context (same as a search, plus the formatted context block)."""
+    """Chunks for a request's context (same as a search, plus the formatted context block). Flagged chunks are
+    left out unless the worker's operator allows them (HYBRID_RAG_ALLOW_FLAGGED)."""
 
 
 class RetrievedContext(BaseModel):
@@ -227,6 +271,7 @@ class RetrievedContext(BaseModel):
     context: str  # numbered passages: "[1] uploads/a.md v2, lines 3-9\n<text>"
     chunk_ids: list[int]
     chunk_sha256s: list[str]
+    withheld: int = 0  # flagged chunks that matched but were left out of the context
 
 
 def format_context(hits: list[SearchHit]) -> str:
@@ -238,9 +283,10 @@ def format_context(hits: list[SearchHit]) -> str:
     return "\n\n".join(parts)
 
 
-def retrieved(query: str, hits: list[SearchHit]) -> RetrievedContext:
+def retrieved(query: str, hits: list[SearchHit], withheld: int = 0) -> RetrievedContext:
     return RetrievedContext(query=query, chunks=hits, context=format_context(hits),
-                            chunk_ids=[h.chunk_id for h in hits], chunk_sha256s=[h.chunk_sha256 for h in hits])
+                            chunk_ids=[h.chunk_id for h in hits], chunk_sha256s=[h.chunk_sha256 for h in hits],
+                            withheld=withheld)
 
 
 # ---------------------------------------------------------------------------------------------- context

@@ -162,12 +162,13 @@ class IsolationChoice(BaseModel):
 
 def choose_isolation(spec: SandboxSpec, risk: str, microvm_available: bool) -> IsolationChoice:
     """Stronger isolation for riskier code: code from a cloud model, or flagged by the guardrails (any risk
-    above `low`), goes to the microVM; everything else may use the namespace sandbox. An explicit request for
+    above `low`; a person's own code that the guardrails would block, see domain.guardrails.consequence), goes to
+    the microVM; everything else may use the namespace sandbox. An explicit request for
     the microVM is always honoured; an explicit namespace request is overridden when policy wants the microVM."""
     wants_vm, why = False, ""
     if spec.origin.actor == "model" and not spec.origin.local:
         wants_vm, why = True, f"code from a cloud model ({spec.origin.model_id or 'unknown'})"
-    elif risk in ("medium", "high"):
+    elif risk in ("medium", "high", "critical"):  # critical reaches here only for a person's own code
         wants_vm, why = True, f"the guardrails flagged the code (risk {risk})"
     if spec.backend == Backend.MICROVM:
         return IsolationChoice(backend=Backend.MICROVM, reason="microvm requested")

@@ -123,6 +123,20 @@ class Settings(BaseSettings):
     watch_uploads: bool = True
     watch_debounce_ms: int = Field(default=400, ge=10, le=60_000)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Larger uploads are refused.")
+    # Retrieval: vector + full-text candidates fused (linear: cosine + rag_text_weight x matched IDF share; or
+    # rrf: reciprocal rank fusion), then diversified (MMR) with at most rag_per_document passages of one document;
+    # chunks the guardrails flagged at ingestion stay out of request context unless rag_allow_flagged; an optional
+    # local cross-encoder reranks the candidates.
+    rag_fusion: Literal["linear", "rrf"] = "linear"
+    rag_per_document: int = Field(default=2, ge=1, le=100)
+    rag_mmr_lambda: float = Field(default=0.75, ge=0.0, le=1.0, description="1.0 = relevance only.")
+    rag_candidates: int = Field(default=40, ge=1, le=1000)
+    rag_vector_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    rag_text_weight: float = Field(default=0.3, ge=0.0, le=10.0)
+    rag_allow_flagged: bool = False
+    rag_flag_at: Literal["low", "medium", "high", "critical"] = "medium"
+    rag_reranker_path: Path | None = Field(default=None, description="A local sentence-transformers "
+                                           "cross-encoder folder (none ships on PyPI; off when unset).")
     # Trust boundary: the keyring of the payload codec that seals every Temporal payload (default
     # <state_dir>/codec-keys.json, created by the first local entry point; compose mounts it as a secret).
     codec_keys_file: Path | None = None

@@ -163,3 +163,38 @@ async def test_the_api_stamps_the_authenticated_principal_on_the_workflow(api, c
     (inp,) = await client.data_converter.decode(payloads)
     user = api_keys["user"][0]
     assert inp["principal"]["id"] == user.id and inp["principal"]["roles"] == ["user"]
+
+
+async def test_the_router_picks_only_allowed_models(api, engine, run_worker, scripted_pool, api_keys):  # noqa: F811
+    _, only_echo = _key(engine, models=("echo",))
+    _, only_missing = _key(engine, models=("not-in-the-pool",))
+    # The router ranks local before cloud: without an allowlist it always picks the local "other".
+    pool = scripted_pool(scripted("other", reply="from other"), scripted("echo", reply="from echo", local=False))
+    async with run_worker(pool):
+        results = {}
+        for who, key in (("free", api_keys["user"][1]), ("echo", only_echo), ("none", only_missing)):
+            started = await api.post("/v1/requests", json={"prompt": "hello"}, headers=bearer(key))
+            assert started.status_code == 202, started.text
+            api.headers.update(bearer(key))
+            results[who] = await wait_until_closed(api, started.json()["request_id"])
+    assert results["free"]["result"]["model"] == "other"  # what the router picks without an allowlist
+    assert results["echo"]["result"]["model"] == "echo" and results["echo"]["result"]["answer"] == "from echo"
+    assert results["none"]["status"] == "failed" and results["none"]["error"]["type"] == "NoModelAvailable"
+    assert "allowlist" in results["none"]["error"]["message"]
+
+
+async def test_a_caller_chosen_id_cannot_take_over_a_workflow_started_elsewhere(api, client, settings):  # noqa: F811
+    """The local CLI starts requests through Temporal (no owner row); an API user who names the same request id
+    must not become its owner and read its answer."""
+    from domain.requests import UserRequest
+    from hybrid_llm.identity import local_principal
+    from hybrid_llm.request_client import start_request
+
+    request_id = f"nightly-{uuid.uuid4().hex[:8]}"
+    await start_request(client, settings, UserRequest(request_id=request_id, prompt="the operator's secret report"),
+                        principal=local_principal(settings))
+    taken = await api.post("/v1/requests", json={"prompt": "mine now", "request_id": request_id})
+    assert taken.status_code == 409, taken.text
+    assert (await api.get(f"/v1/requests/{request_id}")).status_code == 404
+    again = await api.post("/v1/requests", json={"prompt": "mine now", "request_id": request_id})
+    assert again.status_code == 409  # the refused claim left nothing behind to reuse

@@ -82,7 +82,6 @@ print(open("/proc/net/dev").read().splitlines()[-1].split(":")[0].strip())
 # Every process forks again and again (the classic shell one-liner is stopped earlier, by the guardrails).
 FORK_BOMB = """
 import os, time
-from tests.helpers import TEST_APPROVER
 me = os.getpid()
 refused = 0
 for _ in range(200):
@@ -152,8 +151,10 @@ async def test_rejection_delivers_nothing_and_approval_delivers_only_to_download
 
 async def test_a_critical_command_locks_down_and_never_runs(client, settings, run_worker, scripted_pool, root,
                                                            lockdown_secret):
+    # A model's proposal: a person's own code is contained instead (tests/test_guardrails_consequence.py).
+    model = Origin(actor="model", model_id="coder", local=True, name="model:coder")
     async with run_worker(scripted_pool()):
-        out = await run(client, settings, SandboxSpec(command=("rm", "-rf", "/")))
+        out = await run(client, settings, SandboxSpec(command=("rm", "-rf", "/"), origin=model))
         state = await lockdown_client.current(client, settings)
         await lockdown_client.release(client, settings, lockdown_secret, actor="pytest")
     assert out.status == "blocked" and out.exit_code is None and "lockdown engaged" in out.reason

@@ -191,3 +191,130 @@ async def test_payloads_sealed_under_another_key_are_refused(codec_keyring):
     assert (await ours.decode([tampered]))[0].metadata["encoding"] == REFUSED_ENCODING
     with pytest.raises(ValueError):
         ours.unseal(tampered)
+
+
+async def test_audit_names_who_asked_and_who_approved(client, settings, run_worker, scripted_pool, tmp_path):
+    from domain.approvals import ApprovalVerdict
+    from domain.permissions import Actor, Operation, PermissionRequest
+    from hybrid_llm import permission_client
+    from hybrid_llm.audit import timeline
+    from tests.helpers import TEST_APPROVER, TEST_USER
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[model]\nrules = []\n[model.unmatched]\nwrite = "ask"\n')  # a person decides every write
+    settings.permissions_file = policy
+    (settings.root / "downloads").mkdir(parents=True, exist_ok=True)
+    ask_write = PermissionRequest(actor=Actor.MODEL, operation=Operation.WRITE, model_id="echo",
+                                  path="downloads/audited.txt", explanation="audit test")
+    async with run_worker(scripted_pool()):
+        inp = permission_client.permission_input(settings, ask_write, "audited").model_copy(
+            update={"requester": TEST_USER})
+        handle = await client.start_workflow("PermissionWorkflow", inp, id=f"permission-{uuid.uuid4().hex}",
+                                             task_queue=settings.task_queue)
+        while not await permission_client.pending(client, settings):
+            await asyncio.sleep(0.2)
+        await permission_client.decide(client, handle.id, ApprovalVerdict(approve=True, by="x",
+                                                                           principal=TEST_APPROVER))
+        await handle.result()
+    t = await timeline.show(client, handle.id)
+    assert t["asked_by"]["id"] == TEST_USER.id and t["asked_by"]["roles"] == ["user"]
+    decided = [e for e in t["entries"] if e["kind"] == "update"]
+    assert decided and decided[0]["by"]["id"] == TEST_APPROVER.id and decided[0]["by"]["name"] == "test approver"
+    assert (settings.root / "downloads" / "audited.txt").read_text() == "audited"
+
+
+async def _waiting_write(client, settings, tmp_path, requester, name: str):
+    from domain.permissions import Actor, Operation, PermissionRequest
+    from hybrid_llm import permission_client
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[model]\nrules = []\n[model.unmatched]\nwrite = "ask"\n')
+    settings.permissions_file = policy
+    (settings.root / "downloads").mkdir(parents=True, exist_ok=True)
+    ask_write = PermissionRequest(actor=Actor.MODEL, operation=Operation.WRITE, model_id="echo",
+                                  path=f"downloads/{name}", explanation="four eyes test")
+    inp = permission_client.permission_input(settings, ask_write, "content").model_copy(
+        update={"requester": requester})
+    handle = await client.start_workflow("PermissionWorkflow", inp, id=f"permission-{uuid.uuid4().hex}",
+                                         task_queue=settings.task_queue)
+    while not any(p.workflow_id == handle.id for p in await permission_client.pending(client, settings)):
+        await asyncio.sleep(0.2)
+    return handle
+
+
+async def test_the_requester_cannot_approve_their_own_request(client, settings, run_worker, scripted_pool,
+                                                             tmp_path):
+    from domain.approvals import ApprovalVerdict
+    from domain.principals import AccessRole, Principal
+    from hybrid_llm import permission_client
+
+    both = Principal(id="alice", name="alice", roles=(AccessRole.USER, AccessRole.APPROVER))
+    async with run_worker(scripted_pool()):
+        handle = await _waiting_write(client, settings, tmp_path, both, "self.txt")
+        with pytest.raises(permission_client.ApprovalForbidden, match="four eyes"):
+            await permission_client.decide(client, handle.id, ApprovalVerdict(approve=True, by="alice",
+                                                                               principal=both))
+        user_only = Principal(id="bob", name="bob", roles=(AccessRole.USER,))
+        with pytest.raises(permission_client.ApprovalForbidden, match="approver role"):
+            await permission_client.decide(client, handle.id, ApprovalVerdict(approve=True, by="bob",
+                                                                               principal=user_only))
+        with pytest.raises(permission_client.ApprovalForbidden, match="authenticated"):
+            await permission_client.decide(client, handle.id, ApprovalVerdict(approve=True, by="anonymous"))
+        # Still waiting: none of the refused decisions reached the workflow's history.
+        assert any(p.workflow_id == handle.id for p in await permission_client.pending(client, settings))
+        await handle.terminate("test over")
+    assert not (settings.root / "downloads" / "self.txt").exists()
+
+
+async def test_an_approval_is_bound_used_once_and_expires(engine):
+    """The acting step checks the binding: another workflow, other arguments, a changed policy, a second use or an
+    expired approval are refused."""
+    from datetime import datetime, timedelta, timezone
+
+    from activities.approvals import ApprovalGrantRow, ApprovalRefused, ApprovalStore
+    from domain.approvals import GrantRequest
+    from sqlalchemy.orm import Session
+    from tests.helpers import TEST_APPROVER
+
+    store = ApprovalStore(engine)
+    digest = "a" * 64
+    grant = store.grant(GrantRequest(workflow_id="wf-1", operation_sha256=digest, policy_version="p1",
+                                     approver=TEST_APPROVER, ttl_s=60))
+    use = dict(workflow_id="wf-1", operation_sha256=digest, policy_version="p1")
+    for wrong, why in ((dict(use, workflow_id="wf-2"), "another workflow"),
+                       (dict(use, operation_sha256="b" * 64), "another operation"),
+                       (dict(use, policy_version="p2"), "policy changed")):
+        with pytest.raises(ApprovalRefused, match=why):
+            store.consume(grant.approval_id, caller="run/1", **wrong)
+    row = store.consume(grant.approval_id, caller="run/1", **use)
+    assert row.approver_id == TEST_APPROVER.id
+    assert store.consume(grant.approval_id, caller="run/1", **use)  # the same call, retried: fine
+    with pytest.raises(ApprovalRefused, match="already used"):
+        store.consume(grant.approval_id, caller="run/2", **use)
+    late = store.grant(GrantRequest(workflow_id="wf-1", operation_sha256=digest, policy_version="p1",
+                                    approver=TEST_APPROVER, ttl_s=60))
+    with Session(engine) as s, s.begin():
+        s.get(ApprovalGrantRow, late.approval_id).expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    with pytest.raises(ApprovalRefused, match="expired"):
+        store.consume(late.approval_id, caller="run/3", **use)
+
+
+async def test_codec_rotation_keeps_old_histories_readable(settings, tmp_path):
+    """`codec rotate`: a new active key seals; the old one still opens what it sealed."""
+    from temporalio.api.common.v1 import Payload as P
+
+    from hybrid_llm.codec import Keyring, read_keyring, write_keyring
+    from tests.processes import acli
+
+    settings.codec_keys_file = tmp_path / "ring.json"
+    old = Keyring.generate("old")
+    write_keyring(settings.codec_keys_file, old, exclusive=True)
+    sealed_before = SealingCodec(old).seal(P(metadata={"encoding": b"json/plain"}, data=b'"before"'))
+    out = await acli(settings, "codec", "rotate", "--json")
+    assert out.returncode == 0, out.stderr
+    ring = read_keyring(settings.codec_keys_file)
+    assert ring.active != "old" and set(ring.keys) == {"old", ring.active}
+    assert settings.codec_keys_file.stat().st_mode & 0o777 == 0o600
+    codec = SealingCodec(ring)
+    assert codec.unseal(sealed_before).data == b'"before"'
+    assert codec.seal(P(metadata={}, data=b"x")).metadata["key-id"] == ring.active.encode()

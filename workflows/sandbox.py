@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.activity_inputs import SandboxSupport, StatusRequest
     from workflows import activity_stubs as act
     from domain.approvals import PermissionInput, PermissionOutcome, refusal
+    from domain.guardrails.consequence import Consequence, consequence
     from domain.principals import FORBIDDEN
     from domain.lockdown import EngageRequest, Trigger
     from domain.permissions import Actor, Operation, PermissionRequest
@@ -110,9 +111,15 @@ class SandboxWorkflow(Pausable):
                         path=spec.entry_file() if spec.code is not None else None),
             start_to_close_timeout=timedelta(seconds=60))
         workflow.upsert_memo({"guardrails": summary(verdict)})
+        action = Consequence.RUN
         if verdict.verdict == "block":
+            # A person's own code is contained by the sandbox (stronger backend, reviewed output); only what a model
+            # proposes is refused, and locks the platform down at critical risk.
+            action = consequence(verdict, spec.origin.actor) if workflow.patched("guard-consequence-by-origin") \
+                else (Consequence.LOCKDOWN if is_security_alert(verdict) else Consequence.BLOCK)
+        if action in (Consequence.BLOCK, Consequence.LOCKDOWN):
             reason = blocked_message(verdict, "the sandbox code")
-            if is_security_alert(verdict):
+            if action == Consequence.LOCKDOWN:
                 await act.lockdown_alert(EngageRequest(
                     reason=reason, trigger=Trigger.SECURITY_ALERT, actor=f"workflow:{wid}"), **_QUICK)
                 reason += "; lockdown engaged"

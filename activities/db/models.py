@@ -82,8 +82,13 @@ class BlobRow(Base):
 
 # RAG (migration 0004_rag) ------------------------------------------------------------------------------------
 from pgvector.sqlalchemy import Vector  # noqa: E402
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR  # noqa: E402
 
 EMBEDDING_DIMS = 384
+# The full-text vector of a chunk: section path (weight A), lead sentence (B), text (D); as migration 0005 makes it.
+CHUNK_TSV = ("setweight(to_tsvector('english'::regconfig, coalesce(section, '')), 'A') || "
+             "setweight(to_tsvector('english'::regconfig, coalesce(lead, '')), 'B') || "
+             "to_tsvector('english'::regconfig, text)")
 
 
 class DocumentRow(Base):
@@ -135,12 +140,29 @@ class ChunkRow(Base):
     end_line: Mapped[int]
     page: Mapped[int | None]
     embedding = mapped_column(Vector(EMBEDDING_DIMS), nullable=False)
+    # migration 0005_hybrid_search: full text beside the vector, and the guardrails' finding on the chunk
+    lead: Mapped[str | None] = mapped_column(sa.Text)  # the first sentence of its section, when not in `text`
+    tsv = mapped_column(TSVECTOR, sa.Computed(CHUNK_TSV, persisted=True), nullable=False)
+    flagged: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    finding = mapped_column(JSONB)  # domain.rag.Finding: risk, rules, evidence
     __table_args__ = (
         sa.UniqueConstraint("version_id", "position", name="chunks_version_position"),
+        sa.Index("chunks_tsv_gin", "tsv", postgresql_using="gin"),
+        sa.Index("ix_chunks_flagged", "document_id", postgresql_where=sa.text("flagged")),
         sa.Index("chunks_embedding_hnsw", "embedding", postgresql_using="hnsw",
                  postgresql_ops={"embedding": "vector_cosine_ops"},
                  postgresql_with={"m": 16, "ef_construction": 128}),
     )
+
+
+class RagTermRow(Base):
+    """In how many searchable chunks (of current versions) a lexeme occurs; lexeme '' counts the chunks
+    (migration 0005_hybrid_search; kept by ingestion's commit and remove)."""
+
+    __tablename__ = "rag_terms"
+
+    lexeme: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    chunks: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class GlobalContextRow(Base):

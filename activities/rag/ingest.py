@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,16 +22,19 @@ from activities.lockdown_gate import LockdownGate
 from activities.rag.extract import chunks_of
 from activities.uploads import UnknownVersion, Uploads, atomic_write
 from domain.chunking import MAX_CHARS, Chunk
+from domain.guardrails import Verdict, scan_text
 from domain.paths import safe_path
 from domain.permissions import Actor, Operation
 from domain.rag import (
     BadUpload,
     CommitInput,
     CommitResult,
+    FLAG_AT,
     EmbedBatch,
     IngestInput,
     PrepareResult,
     RemoveInput,
+    finding_of,
 )
 from domain.activity_inputs import DiscardInput
 
@@ -42,14 +46,37 @@ def _bad(e: BadUpload | UnknownVersion) -> ApplicationError:
     return ApplicationError(str(e), code, type="BadUpload", non_retryable=True)
 
 
+ScanDocument = Callable[[str], Verdict]
+
+
+def rules_scan(text: str) -> Verdict:
+    """The guardrails' rules on a document's text (when no worker scanner is given)."""
+    return scan_text(text, source="document")
+
+
+def count_terms(session: Session, version_id: int, sign: int) -> None:
+    """Add (+1) or take away (-1) a version's chunks in the term statistics that search's inverse document
+    frequency reads (`rag_terms`), in the caller's transaction: only the versions search answers from count."""
+    stats = f"SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunks WHERE version_id = {int(version_id)}')"
+    session.execute(sa.text(f"""
+        INSERT INTO rag_terms (lexeme, chunks)
+        SELECT lexeme, n FROM (SELECT word AS lexeme, :sign * ndoc AS n FROM ({stats}) st
+                               UNION ALL SELECT '', :sign * count(*) FROM chunks WHERE version_id = :v) terms
+        ORDER BY lexeme  -- one lock order for every transaction: no deadlocks between concurrent commits
+        ON CONFLICT (lexeme) DO UPDATE SET chunks = greatest(rag_terms.chunks + excluded.chunks, 0)"""),
+                    {"sign": sign, "v": version_id})
+
+
 class IngestActivities:
     def __init__(self, engine: sa.Engine, uploads: Uploads, embedder: Embedder, gate: LockdownGate,
-                 max_chars: int = MAX_CHARS) -> None:
+                 max_chars: int = MAX_CHARS, scan: ScanDocument | None = None, flag_at: str = FLAG_AT) -> None:
         self.engine = engine
         self.uploads = uploads
         self.embedder = embedder
         self.gate = gate
         self.max_chars = max_chars
+        self.scan = scan or rules_scan  # every chunk is scanned as a document at ingestion
+        self.flag_at = flag_at
         self._cache: tuple[str, list[Chunk]] | None = None  # the last version's chunks (batches re-use them)
         self._lock = threading.Lock()
 
@@ -105,18 +132,24 @@ class IngestActivities:
         except (BadUpload, UnknownVersion) as e:
             raise _bad(e) from None
         with self.engine.connect() as conn:
-            known = {(r.sha256, r.section): r.embedding for r in conn.execute(
-                sa.select(ChunkRow.sha256, ChunkRow.section, ChunkRow.embedding).distinct(ChunkRow.sha256,
-                                                                                          ChunkRow.section)
+            known = {(r.sha256, r.section, r.lead): r.embedding for r in conn.execute(
+                sa.select(ChunkRow.sha256, ChunkRow.section, ChunkRow.lead, ChunkRow.embedding)
+                .distinct(ChunkRow.sha256, ChunkRow.section, ChunkRow.lead)
                 .where(ChunkRow.sha256.in_({c.sha256 for c in part})))}
-        todo = [c for c in part if (c.sha256, c.section) not in known]
+        todo = [c for c in part if (c.sha256, c.section, c.lead) not in known]
         activity.heartbeat(batch.start)
         vectors = self.embedder.encode([c.embed_text for c in todo]) if todo else []
-        fresh = {(c.sha256, c.section): v for c, v in zip(todo, vectors)}
+        fresh = {(c.sha256, c.section, c.lead): v for c, v in zip(todo, vectors)}
+        findings = [finding_of(self.scan(c.text), self.flag_at) for c in part]
         rows = [dict(document_id=document_id, version_id=batch.version_id, position=c.position, sha256=c.sha256,
-                     text=c.text, section=c.section, start_line=c.start_line, end_line=c.end_line, page=c.page,
-                     embedding=fresh.get((c.sha256, c.section), known.get((c.sha256, c.section))))
-                for c in part]
+                     text=c.text, section=c.section, lead=c.lead, start_line=c.start_line, end_line=c.end_line,
+                     page=c.page, flagged=f is not None, finding=f.model_dump(mode="json") if f else None,
+                     embedding=fresh.get((c.sha256, c.section, c.lead), known.get((c.sha256, c.section, c.lead))))
+                for c, f in zip(part, findings)]
+        flagged = [c.position for c, f in zip(part, findings) if f is not None]
+        if flagged:
+            log.warning("%s: chunks %s carry instructions (flagged: %s)", path, flagged[:20],
+                        ", ".join(sorted({r for f in findings if f for r in f.rules})))
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(pg_insert(ChunkRow).on_conflict_do_nothing(constraint="chunks_version_position"), rows)
@@ -146,18 +179,22 @@ class IngestActivities:
                                        type="IncompleteIngestion", non_retryable=True)
             older = sa.select(DocumentVersionRow.id).where(DocumentVersionRow.document_id == doc.id,
                                                            DocumentVersionRow.version < row.version)
+            if current is not None:
+                count_terms(s, current.id, -1)
             removed = s.execute(sa.delete(ChunkRow).where(ChunkRow.document_id == doc.id,
                                                           ChunkRow.version_id.in_(older))).rowcount
             if current is not None:
                 current.status = "superseded"
+            count_terms(s, row.id, +1)
             doc.current_version_id, doc.updated_at = row.id, sa.func.now()
             row.status, row.error = "indexed", None
             path, version, sha = doc.path, row.version, row.sha256
             manifest = [dict(id=c.id, position=c.position, sha256=c.sha256, start_line=c.start_line,
-                             end_line=c.end_line, section=c.section, page=c.page)
+                             end_line=c.end_line, section=c.section, page=c.page, flagged=c.flagged)
                         for c in s.execute(sa.select(ChunkRow.id, ChunkRow.position, ChunkRow.sha256,
                                                      ChunkRow.start_line, ChunkRow.end_line, ChunkRow.section,
-                                                     ChunkRow.page).where(ChunkRow.version_id == row.id)
+                                                     ChunkRow.page, ChunkRow.flagged)
+                                           .where(ChunkRow.version_id == row.id)
                                            .order_by(ChunkRow.position))]
             result = CommitResult(action="indexed", chunks=staged, removed=removed)
         self._write_manifest(inp.document_id, {"path": path, "version": version, "sha256": sha, "chunks": manifest})
@@ -186,6 +223,8 @@ class IngestActivities:
                 return 0
             older = sa.select(DocumentVersionRow.id).where(DocumentVersionRow.document_id == doc.id,
                                                            DocumentVersionRow.version < inp.version)
+            if current is not None:
+                count_terms(s, current.id, -1)
             removed = s.execute(sa.delete(ChunkRow).where(ChunkRow.document_id == doc.id,
                                                           ChunkRow.version_id.in_(older))).rowcount
             if current is not None:

@@ -1,31 +1,89 @@
-"""Top-k search over the chunks of every document's current version (HNSW, cosine), and retrieval for requests."""
+"""Hybrid search over the chunks of every document's current version, and retrieval for requests.
+
+One SQL round trip per query: the nearest vectors (HNSW, cosine) and the best full-text matches (`tsvector` with
+a GIN index; the query's rarer words OR-ed, ranked by the inverse document frequency of the words matched) are fused by weighted reciprocal rank fusion in the
+database, which returns the fused candidates with their embeddings; then maximal marginal relevance and a cap of
+passages per document choose the k shown (domain/ranking.py). An optional reranker scores the candidates first.
+
+Flagged chunks (the guardrails found instructions in them at ingestion) are shown by search with their finding,
+and left out of a request's context unless the operator allows them.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import sqlalchemy as sa
 from temporalio import activity
 
 from activities.embeddings import Embedder
-from domain.rag import RetrievedContext, RetrieveRequest, SearchHit, SearchQuery, SearchResults, retrieved
+from activities.rag.rerank import Reranker
+from domain.ranking import RankingOptions, diversify
+from domain.rag import (
+    Finding,
+    RetrievedContext,
+    RetrieveRequest,
+    SearchHit,
+    SearchMode,
+    SearchQuery,
+    SearchResults,
+    retrieved,
+)
 
-# The index scan over-fetches (staged chunks of an ingestion in progress are skipped after it); ef_search is
-# the HNSW candidate list: larger = better recall, slower.
+# Each leg over-fetches, then keeps the chunks of current versions (staged chunks of an ingestion in progress
+# are skipped). ef_search is the HNSW candidate list: larger = better recall, slower.
+# The full-text leg scores like BM25 without term frequency: the sum of the inverse document frequencies
+# (rag_terms) of the query's words a chunk holds, from each word's GIN posting list (no tsvector is read back).
+# Only the query's `max_terms` rarest words are looked up, and words in more than `max_df` of all chunks (and more
+# than 100) are not (they say little and match most chunks); each word's postings are read up to `text_scan_limit`.
 _SEARCH = sa.text("""
 WITH nn AS MATERIALIZED (
     SELECT id, version_id, embedding <=> CAST(:q AS vector) AS distance
-    FROM chunks ORDER BY embedding <=> CAST(:q AS vector) LIMIT :fetch
+    FROM chunks ORDER BY embedding <=> CAST(:q AS vector) LIMIT :fetch_vector
+),
+vec AS (
+    SELECT nn.id, nn.distance, row_number() OVER (ORDER BY nn.distance, nn.id DESC) AS r
+    FROM nn JOIN documents d ON d.current_version_id = nn.version_id
+),
+terms AS MATERIALIZED (
+    SELECT s.lexeme, ln(1 + (n.chunks - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
+           quote_literal(s.lexeme)::tsquery AS tq
+    FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :text))) AS lexeme) w
+    JOIN rag_terms s ON s.lexeme = w.lexeme AND s.lexeme <> ''
+    CROSS JOIN (SELECT greatest(chunks, 1) AS chunks FROM rag_terms WHERE lexeme = '') n
+    WHERE :fetch_text > 0 AND s.chunks > 0 AND s.chunks <= greatest(:max_df * n.chunks, 100)
+    ORDER BY idf DESC, s.lexeme LIMIT :max_terms
+),
+postings AS MATERIALIZED (
+    SELECT p.id, p.version_id, t.idf FROM terms t
+    CROSS JOIN LATERAL (SELECT id, version_id FROM chunks WHERE tsv @@ t.tq LIMIT :scan_limit) p
+),
+txt AS (
+    SELECT p.id, sum(p.idf) AS score, row_number() OVER (ORDER BY sum(p.idf) DESC, p.id DESC) AS r
+    FROM postings p JOIN documents d ON d.current_version_id = p.version_id
+    GROUP BY p.id
+),
+fused AS (
+    SELECT id, sum(score) AS score FROM (
+        SELECT id, :vector_weight / (:rrf_k + r) AS score FROM vec WHERE r <= :fetch_vector
+        UNION ALL
+        SELECT id, :text_weight / (:rrf_k + r) FROM txt WHERE r <= :fetch_text
+    ) legs GROUP BY id
 )
-SELECT nn.id, nn.distance, c.sha256, c.text, c.position, c.start_line, c.end_line, c.section, c.page,
-       d.path, v.version, v.sha256 AS version_sha256
-FROM nn
-JOIN documents d ON d.current_version_id = nn.version_id
-JOIN document_versions v ON v.id = nn.version_id
-JOIN chunks c ON c.id = nn.id
-ORDER BY nn.distance, nn.id
-LIMIT :k
+SELECT f.id, f.score, vec.r AS vector_rank, txt.r AS text_rank,
+       coalesce(txt.score / nullif((SELECT sum(idf) FROM terms), 0), 0) AS text_score,
+       1 - (c.embedding <=> CAST(:q AS vector)) AS similarity,
+       c.sha256, c.text, c.position, c.start_line, c.end_line, c.section, c.page, c.flagged, c.finding,
+       c.document_id, vector_send(c.embedding) AS embedding, d.path, v.version, v.sha256 AS version_sha256
+FROM fused f
+JOIN chunks c ON c.id = f.id
+JOIN documents d ON d.current_version_id = c.version_id
+JOIN document_versions v ON v.id = c.version_id
+LEFT JOIN vec ON vec.id = f.id
+LEFT JOIN txt ON txt.id = f.id
+ORDER BY f.score DESC, f.id DESC  -- ties (copies of one text): the newest first
 """)
 
 
@@ -34,34 +92,104 @@ def vector_literal(vector: Sequence[float]) -> str:
 
 
 class SearchActivities:
-    def __init__(self, engine: sa.Engine, embedder: Embedder, ef_search: int = 100) -> None:
+    def __init__(self, engine: sa.Engine, embedder: Embedder, ef_search: int = 100,
+                 options: RankingOptions | None = None, allow_flagged: bool = False,
+                 reranker: Reranker | None = None) -> None:
         self.engine = engine
         self.embedder = embedder
         self.ef_search = ef_search
+        self.options = options or RankingOptions()
+        self.allow_flagged = allow_flagged
+        self.reranker = reranker
 
-    def search_vector(self, vector: Sequence[float], k: int) -> list[SearchHit]:
-        fetch = max(4 * k, 40)
+    def candidates(self, vector: Sequence[float], text: str, mode: SearchMode = "hybrid") -> list:
+        """The fused candidates, best first (one round trip)."""
+        o = self.options
+        fetch = o.candidates
+        fetch_vector = 0 if mode == "text" else fetch
+        fetch_text = 0 if mode == "vector" else fetch
+        params = {"q": vector_literal(vector), "text": text if fetch_text else "", "fetch_vector": fetch_vector,
+                  "fetch_text": fetch_text, "scan_limit": o.text_scan_limit if fetch_text else 0,
+                  "rrf_k": o.rrf_k, "vector_weight": o.vector_weight, "text_weight": o.text_weight,
+                  "max_terms": o.max_terms, "max_df": o.max_df}
         with self.engine.begin() as conn:
             conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, fetch)}"))
-            rows = conn.execute(_SEARCH, {"q": vector_literal(vector), "fetch": fetch, "k": k}).all()
-        return [SearchHit(chunk_id=r.id, chunk_sha256=r.sha256, text=r.text, score=round(1.0 - float(r.distance), 6),
-                          source=r.path, version=r.version, version_sha256=r.version_sha256, position=r.position,
-                          start_line=r.start_line, end_line=r.end_line, section=r.section, page=r.page)
-                for r in rows]
+            return conn.execute(_SEARCH, params).all()
+
+    def relevance(self, rows: list, mode: SearchMode) -> list[float]:
+        """rrf: the fused reciprocal-rank score; linear: cosine similarity + text_weight x the share of the query's
+        word weight (IDF) the chunk matched (both legs' candidates are scored on both)."""
+        o = self.options
+        if o.fusion == "rrf" or mode != "hybrid":
+            return [float(r.score) if mode == "hybrid" else
+                    (float(r.similarity) if mode == "vector" else float(r.text_score)) for r in rows]
+        return [o.vector_weight * float(r.similarity) + o.text_weight * float(r.text_score) for r in rows]
+
+    def rank(self, query: str, vector: Sequence[float], k: int, mode: SearchMode = "hybrid",
+             per_document: int | None = None, include_flagged: bool = True) -> tuple[list[SearchHit], int]:
+        """The k hits shown, and how many flagged chunks would have been among them but were left out."""
+        rows = self.candidates(vector, query, mode)
+        relevance = self.relevance(rows, mode)
+        if self.reranker is not None and rows:
+            relevance = _positive(self.reranker.scores(query, [r.text for r in rows]))
+        cap = per_document or self.options.per_document
+        vectors = np.stack([_unpack(r.embedding) for r in rows]) if rows else None
+
+        def choose(keep: list[int]) -> list[int]:
+            sub = vectors[keep] if vectors is not None else None
+            picked = diversify([relevance[i] for i in keep], sub, [rows[i].document_id for i in keep], k, cap,
+                               self.options.mmr_lambda, self.options.duplicate_similarity)
+            return [keep[i] for i in picked]
+
+        everything = list(range(len(rows)))
+        if include_flagged:
+            chosen, withheld = choose(everything), 0
+        else:
+            chosen = choose([i for i in everything if not rows[i].flagged])
+            withheld = sum(1 for i in choose(everything) if rows[i].flagged)
+        return [_hit(rows[i], relevance[i]) for i in chosen], withheld
+
+    def search_vector(self, vector: Sequence[float], k: int) -> list[SearchHit]:
+        """Vector-only top k (no text, no diversity): what bench/rag.py compares with an exact scan."""
+        hits, _ = self.rank("", vector, k, mode="vector", per_document=k)
+        return hits
 
     @activity.defn(name="rag.search")
     def search(self, query: SearchQuery) -> SearchResults:
-        """The k chunks closest in meaning to the query, best first."""
+        """The k passages that best match the query by meaning and by words, best first; flagged ones show their
+        finding."""
         t0 = time.perf_counter()
         vector = self.embedder.encode([query.query])[0]
-        hits = self.search_vector(vector.tolist(), query.k)
+        hits, _ = self.rank(query.query, vector.tolist(), query.k, query.mode, query.per_document)
         return SearchResults(query=query.query, results=hits, took_ms=round((time.perf_counter() - t0) * 1000, 2))
 
     @activity.defn(name="rag.retrieve")
     def retrieve(self, request: RetrieveRequest) -> RetrievedContext:
-        """Top-k chunks for a request, with a numbered context block to cite ([1], [2], ...)."""
+        """Top-k chunks for a request, with a numbered context block to cite ([1], [2], ...). Flagged chunks are
+        left out unless the operator allows them."""
         vector = self.embedder.encode([request.query])[0]
-        return retrieved(request.query, self.search_vector(vector.tolist(), request.k))
+        hits, withheld = self.rank(request.query, vector.tolist(), request.k, request.mode, request.per_document,
+                                   include_flagged=self.allow_flagged)
+        return retrieved(request.query, hits, withheld)
 
     def all(self) -> list:
         return [self.search, self.retrieve]
+
+
+def _unpack(raw: bytes) -> np.ndarray:
+    """pgvector's binary form (vector_send): int16 dimensions, int16 unused, then big-endian float4s."""
+    return np.frombuffer(bytes(raw), dtype=">f4", offset=4).astype(np.float32)
+
+
+def _positive(scores: list[float]) -> list[float]:
+    """Reranker scores (logits, any sign) as positive relevance, order kept."""
+    low = min(scores, default=0.0)
+    return [s - low + 1e-6 for s in scores]
+
+
+def _hit(r, score: float) -> SearchHit:
+    return SearchHit(chunk_id=r.id, chunk_sha256=r.sha256, text=r.text, score=round(score, 6), source=r.path,
+                     version=r.version, version_sha256=r.version_sha256, position=r.position,
+                     start_line=r.start_line, end_line=r.end_line, section=r.section, page=r.page,
+                     flagged=bool(r.flagged), finding=Finding.model_validate(r.finding) if r.finding else None,
+                     vector_rank=r.vector_rank, text_rank=r.text_rank, similarity=round(float(r.similarity), 6))

@@ -19,16 +19,24 @@ _LIST_ARGS = re.compile(r"(?:subprocess\.\w+|os\.exec\w*|spawn(?:Sync)?|execFile
 _BACKTICK = re.compile(r"`([^`]{2,})`")
 _DELETE = re.compile(r"(?:shutil\.rmtree|os\.remove|os\.unlink|os\.rmdir|os\.removedirs|\brmtree|rm_rf|rm_r|"
                      r"FileUtils\.rm\w*|fs\.rm(?:Sync)?|\.rmSync|\.rmdirSync|\.unlinkSync|fs\.rmdir(?:Sync)?|fs\.unlink(?:Sync)?|unlink|Path\()"
-                     r"\s*\(?\s*(?:os\.path\.expanduser\()?" + _STR)
+                     r"\s*\(?\s*(?:glob\s*\(\s*)?(?:os\.path\.expanduser\()?" + _STR)
 _HOME_DELETE = re.compile(r"(?:rmtree|rm_rf|rmSync|rmdir)\s*\(\s*(?:os\.path\.expanduser\(\s*['\"]~['\"]\s*\)|"
                           r"os\.environ\[['\"]HOME['\"]\]|Path\.home\(\)|os\.homedir\(\)|ENV\[['\"]HOME['\"]\])")
 _SOCKET = re.compile(r"socket\.socket|socket\(|\bsocket\b.*connect|TCPSocket|fsockopen|net\.(?:Socket|connect|"
-                     r"createConnection)|IO::Socket|/dev/tcp/")
-_SPAWNS = re.compile(r"dup2|pty\.spawn|subprocess|/bin/(?:ba|z|da)?sh|\bexec\b|spawn|popen|proc_open|"
-                     r"child_process|\bsh\b['\"]?|cmd\.exe")
+                     r"createConnection)|IO::Socket|/dev/tcp/|/inet6?/tcp/|/inet6?/udp/")
+# A reverse shell wires the socket to a shell: fds duplicated or handed over, or a shell reading the connection.
+_FD_WIRE = re.compile(r"dup2|fdopen|fileno\s*\(\s*\)|pty\.spawn|[<>]&\s*\d|\.pipe\s*\(|\bstd(?:in|out)\s*[=:]\s*\w+|"
+                      r"open\s*\(\s*STD(?:IN|OUT)|STDIN->|\$~|%d|sprintf|\|&")
+_SHELL_PROG = re.compile(r"/bin/(?:ba|z|da|k|a)?sh\b|\b(?:ba|z)?sh\s+-i\b|['\"](?:ba|z|da)?sh['\"]|cmd(?:\.exe)?['\"]|"
+                         r"powershell|pty\.spawn|\bsystem\b|\bexec\b")
+_SPAWNS = _SHELL_PROG
 _FORK = re.compile(r"while\s*(?:True|1|\(\s*(?:true|1)\s*\))\s*:?\s*[\{\n;]?\s*(?:os\.fork|fork|"
                    r"child_process\.fork|Process\.fork|pcntl_fork)|fork\s+while\s+fork|fork\s+while\s*\(?\s*1|"
-                   r"loop\s*\{\s*fork|(?:os\.fork\(\)\s*;?\s*){3,}|for\s*\(\s*;;\s*\)\s*fork")
+                   r"loop\s*\{\s*fork|(?:os\.fork\(\)\s*;?\s*){3,}|for\s*\(\s*;;\s*\)\s*fork|"
+                   r"(?:while\s*\(\s*(?:true|1)\s*\)|for\s*\(\s*;;\s*\))\s*\{[^}]{0,120}?(?:spawn|fork|exec)\w*\s*\(|"
+                   r"while\s+(?:True|1)\s*:\s*(?:subprocess\.Popen|os\.spawn\w*|multiprocessing\.Process)|"
+                   r"(?:while\s*\(?\s*(?:True|true|1)\s*\)?|for\s+\w+\s+in\s+(?:iter\s*\(|itertools\.count|count\s*\()|"
+                   r"for\s*\(\s*;;\s*\)|\bloop\s*(?:do\b|\{)|until\s+false)[\s\S]{0,80}?\b(?:os\.|Process\.)?fork\s*[\({]")
 _REMOTE = re.compile(r"urlopen|urllib|requests\.(?:get|post)|http\.client|https?\.get|fetch\(|LWP::|"
                      r"Net::HTTP|open-uri|URI\.open|file_get_contents\(\s*['\"]https?:")
 _EVAL = re.compile(r"\bexec\s*\(|\beval\s*\(|\bFunction\s*\(|\bcompile\s*\(|\beval\b|instance_eval|"
@@ -76,9 +84,11 @@ def scan_code(code: str, lang: str, depth: int, scan_command: CommandScanner) ->
             hits.append(RuleHit(rule="platform_tamper", risk=Risk.CRITICAL, detail=f"{where} deletes {p}"))
     if _HOME_DELETE.search(code):
         hits.append(RuleHit(rule="destructive_delete", risk=Risk.CRITICAL, detail=f"{where} deletes the home directory"))
-    if _SOCKET.search(code) and _SPAWNS.search(code):
-        hits.append(RuleHit(rule="reverse_shell", risk=Risk.CRITICAL,
-                            detail=f"{where} connects a socket to a shell or process"))
+    if _SOCKET.search(code) and _SHELL_PROG.search(code):
+        wired = _FD_WIRE.search(code)
+        hits.append(RuleHit(rule="reverse_shell", risk=Risk.CRITICAL if wired else Risk.MEDIUM,
+                            detail=f"{where} connects a socket to a shell" if wired else
+                            f"{where} opens a socket and starts a shell"))
     if _FORK.search(code):
         hits.append(RuleHit(rule="fork_bomb", risk=Risk.CRITICAL, detail=f"{where} forks in an endless loop"))
     if _REMOTE.search(code) and _EVAL.search(code):

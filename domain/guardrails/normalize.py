@@ -182,3 +182,45 @@ def decoded_payloads(text: str, depth: int = 2) -> list[tuple[str, str]]:
             for enc2, out2 in decoded_payloads(out, depth - 1):
                 found.append((f"{enc}+{enc2}", out2))
     return found[:32]
+
+
+_LEET = str.maketrans({"4": "a", "@": "a", "3": "e", "1": "i", "!": "i", "0": "o", "5": "s", "$": "s", "7": "t",
+                       "|": "l"})
+_LEETY = re.compile(r"[a-z][013457@$!][a-z]|[013457][a-z]{2}", re.I)
+_SEP = re.compile(r"(?<=\w)[.\-_*·](?=\w)")
+_COMMON = re.compile(r"\b(?:the|and|you|your|all|to|of|is|ignore|instructions|previous|system|prompt|rules|"
+                     r"print|reveal|now|me|a|in|for|this|that|with)\b", re.I)
+
+
+def common_words(s: str) -> int:
+    return len(_COMMON.findall(s))
+
+
+def _unspaced(text: str) -> str | None:
+    """Letters spelled apart ("i g n o r e", "i.g.n.o.r.e", "i-g-n-o-r-e") joined back into words; None if the text
+    is not written that way."""
+    tokens = text.split()
+    if len(tokens) >= 4 and sum(len(t) == 1 for t in tokens) >= 0.7 * len(tokens):
+        words = re.split(r"\s{2,}|\s/\s", text.strip())
+        if len(words) == 1:
+            return re.sub(r"\s", "", text)
+        return " ".join(re.sub(r"\s", "", w) for w in words)
+    singles = re.findall(r"\b\w(?:[.\-_*·]\w\b){2,}", text)
+    if singles and sum(len(x) for x in singles) >= 0.5 * len(text.replace(" ", "")):
+        return _SEP.sub("", text)
+    return None
+
+
+def deobfuscated(text: str) -> list[tuple[str, str]]:
+    """Plain-text readings of a text written to dodge filters: leetspeak undone, letters spelled apart joined, reversed
+    text turned round. Each as (how, text); none when the text is not written that way."""
+    out = []
+    if _LEETY.search(text):
+        out.append(("leetspeak", text.translate(_LEET)))
+    joined = _unspaced(text)
+    if joined is not None:
+        out.append(("spaced letters", joined))
+    rev = text[::-1]
+    if common_words(rev) > common_words(text) + 1:
+        out.append(("reversed text", rev))
+    return out

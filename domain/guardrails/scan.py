@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 from domain.guardrails import normalize as norm
-from domain.guardrails.shell import parse
-from domain.guardrails.shell_rules import analyze
+from domain.guardrails.shell import analyze, parse
+
 from domain.guardrails.text_rules import TRIGGER, scan_text_rules
 from domain.guardrails.verdict import RuleHit, Risk, Source, Verdict, make_verdict
 
@@ -49,20 +49,32 @@ def _raise_if_obfuscated(hits: list[RuleHit], n: norm.Normalized) -> list[RuleHi
             ("tag_smuggling", "encoded_payload") else h for h in hits]
 
 
-def _windows(text: str) -> list[str]:
-    """Bounded pieces of a long text: its head, its tail, and windows around trigger words."""
+def _windows(text: str) -> list[tuple[int, str]]:
+    """Bounded pieces of a long text, with their offsets: its head, its tail, and windows around trigger words."""
     if len(text) <= MAX_WHOLE:
-        return [text]
-    out = [text[:MAX_WHOLE // 2], text[-MAX_WHOLE // 4:]]
+        return [(0, text)]
+    tail = len(text) - MAX_WHOLE // 4
+    out = [(0, text[:MAX_WHOLE // 2]), (tail, text[tail:])]
     last_end = -1
-    for m in TRIGGER.finditer(text, MAX_WHOLE // 2, len(text) - MAX_WHOLE // 4):
+    for m in TRIGGER.finditer(text, MAX_WHOLE // 2, tail):
         if m.start() < last_end:
             continue
         lo = max(0, m.start() - WINDOW // 2)
-        out.append(text[lo:lo + WINDOW])
+        out.append((lo, text[lo:lo + WINDOW]))
         last_end = lo + WINDOW
         if len(out) >= MAX_WINDOWS:
             break
+    return out
+
+
+def _shift(hits: list[RuleHit], offset: int, text: str) -> list[RuleHit]:
+    """Spans relative to the whole scanned text; evidence filled from it."""
+    out = []
+    for h in hits:
+        if h.span is not None:
+            a, b = h.span[0] + offset, h.span[1] + offset
+            h = h.model_copy(update={"span": (a, b), "evidence": h.evidence or text[a:b][:200]})
+        out.append(h)
     return out
 
 
@@ -93,7 +105,7 @@ def _decoded_hits(text: str, depth: int, kind: str, source: str) -> list[RuleHit
         if worst >= Risk.MEDIUM:
             rules = ",".join(dict.fromkeys(h.rule for h in found if h.risk >= Risk.MEDIUM))
             hits.append(RuleHit(rule="encoded_payload", risk=max(worst, Risk.HIGH),
-                                detail=f"{enc} hides {rules}: {decoded[:60]!r}"))
+                                detail=f"{enc} hides {rules}: {decoded[:60]!r}", evidence=decoded[:200]))
     return hits
 
 
@@ -101,10 +113,11 @@ def scan_command(text: str) -> Verdict:
     """Judge a shell command by what it does. Deterministic; never raises."""
     try:
         n = norm.normalize(text if isinstance(text, str) else str(text))
-        hits = _command_hits(n.text)
+        hits = _shift(_command_hits(n.text), 0, n.text)
         hits += _decoded_hits(n.text, 0, "command", "user")
         if n.tag_text:
-            hits += [h.model_copy(update={"detail": "in tag characters: " + h.detail})
+            hits += [h.model_copy(update={"detail": "in tag characters: " + h.detail, "span": None,
+                                          "evidence": n.tag_text[:200]})
                      for h in _command_hits(n.tag_text, 1)]
         obf = _obfuscation_hits(n)
         hits = _raise_if_obfuscated(hits, n) + obf
@@ -122,9 +135,15 @@ def scan_text(text: str, source: Source = "user") -> Verdict:
         if len(pieces) > 1:
             hits.append(RuleHit(rule="oversized_input", risk=Risk.LOW,
                                 detail=f"{len(n.text)} characters scanned in {len(pieces)} windows"))
-        for piece in pieces:
-            hits += scan_text_rules(piece, source)
+        for offset, piece in pieces:
+            hits += _shift(scan_text_rules(piece, source), offset, n.text)
             hits += _decoded_hits(piece, 0, "text", source)
+            for how, plain in norm.deobfuscated(piece[:MAX_WHOLE]):
+                for h in scan_text_rules(plain, source):
+                    if h.risk >= Risk.HIGH:
+                        hits.append(RuleHit(rule="encoded_payload", risk=h.risk, detail=f"{how} hides {h.rule}: "
+                                                                                        f"{h.detail[:60]!r}",
+                                            evidence=plain[:200]))
             rot = norm.rot13(piece[:MAX_WHOLE])
             for h in scan_text_rules(rot, source) if rot != piece else []:
                 if h.risk >= Risk.HIGH and h.detail[:40] not in piece:
@@ -132,7 +151,8 @@ def scan_text(text: str, source: Source = "user") -> Verdict:
                                                                                     f"{h.detail[:60]!r}"))
         if n.tag_text:
             for h in scan_text_rules(n.tag_text, source):
-                hits.append(h.model_copy(update={"detail": "in tag characters: " + h.detail}))
+                hits.append(h.model_copy(update={"detail": "in tag characters: " + h.detail, "span": None,
+                                                 "evidence": n.tag_text[:200]}))
         hits = _raise_if_obfuscated(hits, n) + _obfuscation_hits(n)
         return make_verdict(hits, n.text if n.text != text else None)
     except Exception as e:  # noqa: BLE001 - a scanner must answer

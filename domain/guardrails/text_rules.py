@@ -128,14 +128,39 @@ _HIDDEN = [
     r"(?:IA|KI|ИИ|人工智能|AI助手)\s*[:：,，]\s*(?:quand|wenn|cuando|когда|当你|如果你)",
 ]
 
+_LEAK_OBJ = (r"(?:secrets?|(?:api )?keys?|passwords?|tokens?|credentials|conversation|chat(?: history)?|history|"
+             r"(?:previous |user'?s? )?messages?|summary|system prompt|prompt|e-?mail(?: address)?|cookies?|"
+             r"session|files?|data|contents? of)")
 _EXFIL = [
     r"!\[[^\]]*\]\(https?://[^)\s]*(?:\?|&)[\w-]+=(?:\{|\$|%7B|<|\[)",
+    r"\b(?:render|include|add|append|embed|insert|put|show|display|output|place)\b[^\n]{0,80}!?\[[^\]]*\]\(https?://"
+    r"[^)\s]*[?&][\w-]+=[^)]*\)[^\n]{0,160}\b(?:replac\w*|fill\w*|with|containing|put|insert|append|followed by|"
+    r"after)\b[^\n]{0,80}\b" + _LEAK_OBJ,
+    r"!?\[[^\]]*\]\(https?://[^)\s]*[?&][\w-]+=[^)]*\)[^\n]{0,160}\b(?:replac\w*|fill\w*|containing|followed by)"
+    r"\b[^\n]{0,80}\b" + _LEAK_OBJ,
+    r"\b(?:append|add|attach|include|put)\b[^.\n]{0,40}\b" + _LEAK_OBJ + r"\b[^.\n]{0,40}\b(?:as|in|to) (?:a |the )?"
+    r"(?:query|url|parameter|link|request|web request)\b[^\n]{0,60}(?:https?://|ftp://)",
+    r"\b(?:send|post|upload|forward|transmit|exfiltrate|leak|copy)\b[^.\n]{0,50}\b(?:the (?:full |whole |entire )?"
+    r"(?:text|content|contents|transcript) of (?:this|the) (?:conversation|chat)|(?:this|the|our) (?:whole |entire )?"
+    r"(?:conversation|chat|transcript)|all (?:the )?files|the user'?s? files|downloads/)\b[^\n]{0,60}"
+    r"(?:https?://|ftp://|webhook|\S+@\S+\.\w+)",
     r"\b(?:send|post|upload|forward|transmit|exfiltrate|email|leak)\b[^.\n]{0,60}\b(?:conversation|chat history|"
     r"user'?s? (?:data|files|messages|password|credentials|keys)|api keys?|secrets?|credentials|system prompt|"
     r"previous messages)\b[^.\n]{0,40}\b(?:to|at)\s+(?:https?://|\S+@\S+|this (?:url|address|server))",
 ]
 
+_SECRET_OBJ = (r"(?:system (?:prompt|message|instructions)|(?:your |the )?(?:initial |hidden |secret |developer )*"
+               r"(?:instructions|prompt)|password|passphrase|secret(?: key)?|(?:api |private )?key|token|configuration)")
 _EXTRACT = [
+    r"\b(?:spell|write|say|print|give|output|list|type|tell|show|read|recite|reveal)\b[^.\n]{0,50}\b(?:your|the)\s+"
+    + _SECRET_OBJ + r"\b[^.\n]{0,60}\b(?:backwards?|in reverse|reversed|one (?:letter|character|word) (?:at a time|per "
+    r"line)|letter by letter|character by character|separated by|with (?:dashes|spaces|dots|commas) between|in base64|"
+    r"in hex|as an acrostic|each (?:word|letter|character))",
+    r"\b(?:backwards?|in reverse|reversed|letter by letter|one letter at a time)\b[^.\n]{0,40}\b(?:your|the)\s+"
+    + _SECRET_OBJ + r"\b",
+    r"\b(?:encode|convert|translate|transcribe|base64|rot13|hex-?encode)\b[^.\n]{0,30}\b(?:your|the)\s+(?:system "
+    r"(?:prompt|message)|(?:initial |hidden |original |developer )+(?:instructions|prompt)|secret|password|(?:api )?key)\b",
+    r"\b(?:each|every) (?:word|letter|character) of (?:your|the) " + _SECRET_OBJ + r"\b",
     r"\b(?:repeat|print|show|reveal|display|output|tell me|give me|write out|list|dump|recite|echo|copy|leak|"
     r"spell out|translate)\b[^.\n]{0,40}\b(?:(?:your|its) (?:(?:initial|original|hidden|secret|full|entire|first|"
     r"system|developer|exact|complete)\s+)*(?:prompt|instructions|system message|directives|configuration)|"
@@ -158,17 +183,32 @@ _EXTRACT = [
     r"初始指令|你的指令|提示词)|(?:システムプロンプト|指示内容)[^。\n]{0,10}(?:表示|教え|出力|繰り返)",
 ]
 
-_LOCKDOWN_OBJ = (r"(?:the |this |our |platform |security )*(?:lockdown|lock-down|lock down|security lock|read-only mode|"
-                 r"guardrails?|safety filters?|security (?:engine|checks?|policy|filters?|layer)|content filters?)")
+_LOCKDOWN_OBJ = (r"(?:the |this |our |platform |security |guardrails? )*(?:lockdown|lock-down|lock down|security lock|"
+                 r"read-only mode|guardrails?(?: scanner)?|scanner|safety filters?|security (?:engine|checks?|policy|"
+                 r"filters?|layer|review)|content filters?|approval (?:step|process|check)|approvals|permission "
+                 r"(?:checks?|prompts?|requests?)|platform)")
 _LOCKDOWN = [
     r"(?:^|[.!:;\n]\s*|\b(?:please|now|immediately|you must|you should|go ahead and|you can|you may|i order you to|"
-    r"you need to|must)\s+)(?:release|lift|end|disable|deactivate|unlock|turn off|cancel|override|bypass|clear|remove|"
-    r"stop|ignore|skip|circumvent)\s+" + _LOCKDOWN_OBJ + r"\b",
+    r"you need to|must|and|to)\s+)(?:release|lift|end|disable|deactivate|unlock|turn off|switch off|shut off|shut down|"
+    r"take down|pause|suspend|get rid of|cancel|override|bypass|clear|remove|stop|ignore|skip|circumvent)\s+"
+    + _LOCKDOWN_OBJ + r"\b",
     r"\b(?:lockdown|guardrails?|safety filters?|security checks?)\s+(?:has|have|is|are|was|were)\s+(?:been\s+)?"
     r"(?:released|lifted|disabled|removed|turned off|over|suspended)\b[^.\n]{0,80}\b(?:you|assistant|model|agent)\b",
     r"\bhybrid-llm\s+lockdown\s+release\b",
 ]
 _GRANT = [
+    r"\b(?:grant|give|assign|add|raise|elevate|promote|make)\b[^.\n]{0,30}\b(?:yourself|itself|the (?:coder|model|"
+    r"assistant|agent)(?: model)?|model:\w+)\b[^.\n]{0,40}\b(?:operator|admin\w*|approver|auditor|root|superuser)\b",
+    r"\b(?:grant|give|assign|add|raise|elevate|promote|make)\b[^.\n]{0,30}\bmy (?:key|account|user|role|principal)s?"
+    r"\b[^.\n]{0,40}\b(?:operator|admin(?:istrator)?|approver|auditor|root|superuser)s?\b",
+    r"\b(?:grant|give|assign|add|raise|elevate|promote|make)\b[^.\n]{0,30}\b(?:me|myself|us)\b[^.\n]{0,40}\b(?:operator|"
+    r"admin(?:istrator)?|approver|auditor|root|superuser)\s+(?:roles?|rights|access|privileges?|permissions?|status|"
+    r"groups?)\b",
+    r"\b(?:approve|accept|confirm|sign off|mark)\b[^.\n]{0,25}\b(?:your own|its own|my own|your|my|the|its)\s+"
+    r"(?:(?:own|pending|sandbox|network)\s+)*(?:permission\s+)?(?:request|permission|approval)s?\b[^.\n]{0,40}"
+    r"\b(?:on my behalf|yourself|as approved|without (?:asking|review|a person)|no need)",
+    r"\b(?:mark|set)\b[^.\n]{0,30}\b(?:own|my|its)\b[^.\n]{0,30}\bas approved\b",
+    r"\bgrant(?:s|ed|ing)?\b[^.\n]{0,40}\b(?:network|sandbox|file) permission\b[^.\n]{0,40}\b(?:every|all|any)\b",
     r"\b(?:grant|give|assign)\b[^.\n]{0,20}\b(?:yourself|you|the (?:assistant|model|agent)|me|us)\b[^.\n]{0,30}"
     r"\b(?:write|read|root|admin\w*|full|sudo|elevated|unrestricted|delete|network|sandbox|file ?system)\s+"
     r"(?:access|permissions?|privileges?|rights)\b",
@@ -181,6 +221,27 @@ _GRANT = [
     r"\byou (?:now )?have (?:root|admin|full|unrestricted|write) (?:access|permissions?|privileges?)\b",
     r"\byou (?:can|may) (?:now )?(?:write|delete|read|access|run|execute|modify)\b[^.\n]{0,30}\b(?:anywhere|"
     r"any(?:thing| file| folder| command| path)|everything|all (?:files|folders|paths|commands))\b",
+]
+
+_DANGER = (r"(?:rm\s+-|\bshell\b|\bexec|\bsystem\b|delet|\bdrop\b|grant|releas|approv|unlock|\bsend|upload|curl|"
+           r"wget|sudo|chmod|/etc/|\.ssh|passw|\brole\b|operator|lockdown|permission|http_?post|email|\bpath\b"
+           r"\W+/)")
+_TOOLCALL = [
+    r"<\s*(?:tool_call|function_call|tool_use|invoke|function|tool)\b[^>]*>[\s\S]{0,300}?" + _DANGER,
+    r"\{\s*\"(?:tool|name|function|action|tool_name)\"\s*:\s*\"[^\"]*\"\s*,\s*\"(?:arguments|args|parameters|input|"
+    r"params)\"\s*:[\s\S]{0,200}?" + _DANGER,
+    r"\{\s*\"(?:tool|name|function|action|tool_name)\"\s*:\s*\"[^\"]*" + _DANGER,
+    r"^\s*Action:\s*[\w.\-]+\s*\n\s*Action Input:[\s\S]{0,200}?" + _DANGER,
+    r"\b(?:call|invoke|execute|run|trigger)\s+(?:the\s+)?(?:tool|function)?\s*`?[\w.\-]*" + _DANGER +
+    r"[\w.\-]*`?\s*(?:with|using|\()",
+    r"\b(?:call|invoke|execute|run)\b[^.\n]{0,20}\btool call\b[^.\n]{0,20}\b(?:now|above|below|immediately)",
+]
+
+_TAMPER = [
+    r"\b(?:delete|purge|wipe|erase|remove|overwrite|truncate|rewrite|roll back|reset|clear|empty|tamper with|edit|"
+    r"alter|falsify)\b[^.\n]{0,40}\b(?:version store|file versions|old versions|versions? history|\.versions|audit "
+    r"(?:log|history|trail|records?|entries)|approval (?:log|history|records?)|lockdown (?:log|event|history)|"
+    r"principals table|api[_ ]keys table)\b",
 ]
 
 _META = re.compile(r"prompt injection|injection attack|jailbreak|attacker|malicious|adversarial|for example|e\.g\.|"
@@ -201,7 +262,16 @@ _C = {
     "lockdown_release": [re.compile(p, _F) for p in _LOCKDOWN],
     "permission_grant": [re.compile(p, _F) for p in _GRANT],
     "data_exfiltration": [re.compile(p, _F) for p in _EXFIL],
+    "platform_tamper": [re.compile(p, _F) for p in _TAMPER],
+    "fake_tool_call": [re.compile(p, _F) for p in _TOOLCALL],
 }
+# A mention that describes or refuses the action rather than asking for it ("I can't release the lockdown", "to
+# release a lockdown, an operator runs ...") is reported at low risk.
+_DESCRIPTIVE = re.compile(r"(?:\b(?:can'?t|cannot|won'?t|will not|don'?t|do not|never|unable to|not (?:allowed|able|"
+                          r"permitted) to|only (?:an? |the )?(?:operator|admin\w*|approver)s?(?: \w+)? (?:can|may)|"
+                          r"(?:an?|the) (?:operator|admin\w*|approver|auditor)s? (?:can|may|must|has to|needs to|should|runs?|uses?|"
+                          r"types?|executes?|calls?))\b"
+                          r"[^.\n]{0,30}|(?:^|[:;.,\n]\s*)to\s+)$", re.IGNORECASE)
 _TEMPLATE_C = [(re.compile(p, _F), r) for p, r in _TEMPLATE]
 _UNTRUSTED = ("document", "tool_output", "delegation")
 
@@ -231,6 +301,8 @@ def scan_text_rules(text: str, source: str) -> list[RuleHit]:
         "lockdown_release": Risk.CRITICAL if untrusted else Risk.HIGH,
         "permission_grant": Risk.CRITICAL if untrusted else Risk.HIGH,
         "data_exfiltration": Risk.CRITICAL if untrusted else Risk.HIGH,
+        "platform_tamper": Risk.CRITICAL if untrusted else Risk.HIGH,
+        "fake_tool_call": Risk.HIGH,
     }
     for rule, patterns in _C.items():
         for pat in patterns:
@@ -241,13 +313,17 @@ def scan_text_rules(text: str, source: str) -> list[RuleHit]:
             snippet = m.group(0)[:80]
             if rule == "instruction_override" and _BUSINESS_IGNORE.search(m.group(0)) and not untrusted:
                 risk = Risk.LOW
-            if _quoted_example(text, m.start(), m.end()) or (
-                    rule in ("lockdown_release", "permission_grant", "prompt_extraction")
+            if rule in ("lockdown_release", "permission_grant", "platform_tamper", "prompt_extraction") and \
+                    _DESCRIPTIVE.search(text[max(0, m.start() - 60):m.start()]):
+                risk = Risk.LOW
+                snippet += " (described or refused, not asked for)"
+            elif _quoted_example(text, m.start(), m.end()) or (
+                    rule in ("lockdown_release", "permission_grant", "prompt_extraction", "platform_tamper")
                     and re.search(r"\b(?:how (?:do|can|to)|what (?:is|does|happens)|why|explain|can (?:i|we|you) "
                                   r"explain)\b[^.\n?]{0,60}$", text[max(0, m.start() - 80):m.start()], re.I)):
                 risk = Risk.LOW
                 snippet += " (quoted or asked about, not an instruction)"
-            hits.append(RuleHit(rule=rule, risk=risk, detail=snippet))
+            hits.append(RuleHit(rule=rule, risk=risk, detail=snippet, span=m.span(), evidence=m.group(0)[:200]))
             break
     for pat, risk in _TEMPLATE_C:
         m = pat.search(text)
@@ -260,7 +336,8 @@ def scan_text_rules(text: str, source: str) -> list[RuleHit]:
                     _TOKEN_META.search(text[max(0, m.start() - 200):m.end() + 200]) and "\n" not in text[m.end():m.end() + 2]
                     and not re.match(r"\s*(?:system|user|assistant|<<|\w+:)", follows)):
                 r = Risk.LOW
-            hits.append(RuleHit(rule="chat_template_token", risk=r, detail=m.group(0)[:80]))
+            hits.append(RuleHit(rule="chat_template_token", risk=r, detail=m.group(0)[:80], span=m.span(),
+                                evidence=m.group(0)[:200]))
             break
     return hits
 
@@ -270,6 +347,7 @@ RULES = {
     "fake_delimiters": ["chat_template_token"],
     "hidden_instruction": ["hidden_instruction", "data_exfiltration"],
     "prompt_extraction": ["prompt_extraction"],
-    "lockdown_permissions": ["lockdown_release", "permission_grant"],
+    "lockdown_permissions": ["lockdown_release", "permission_grant", "platform_tamper"],
+    "fake_tool_call": ["fake_tool_call"],
     "obfuscation": ["encoded_payload", "tag_smuggling", "invisible_characters", "homoglyphs"],
 }

@@ -52,9 +52,19 @@ Source = Literal["user", "model_output", "document", "tool_output", "delegation"
 
 
 class RuleHit(BaseModel):
-    rule: str
+    """One finding. The optional fields are the evidence a reviewer needs (added later: old records lack them)."""
+
+    rule: str = Field(description="Rule id (domain.guardrails.COMMAND_RULES / TEXT_RULES), or learned_injection / "
+                                  "learned_command for the learned layer.")
     risk: Risk
     detail: str
+    span: tuple[int, int] | None = Field(default=None, description="[start, end) of the text that triggered it, in "
+                                                                   "the verdict's `normalized` text when that is set, "
+                                                                   "else in the scanned text.")
+    evidence: str | None = Field(default=None, description="That text (first 200 characters), or the decoded "
+                                                           "payload / scored view when the finding was inside one.")
+    score: float | None = Field(default=None, description="Learned findings: the calibrated probability of an "
+                                                          "attack.")
 
 
 class Verdict(BaseModel):

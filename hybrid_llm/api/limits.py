@@ -66,11 +66,20 @@ async def admit(request: Request, principal: Principal, model: str | None = None
                                      "(UTC)", headers={"Retry-After": str(max(1, int(reset.total_seconds())))})
 
 
-async def claim(request: Request, principal: Principal, workflow_id: str, request_id: str | None = None) -> None:
-    """Make `principal` the owner of `workflow_id` (before starting it); 409 when someone else owns that id."""
-    owner = await run_in_threadpool(owners(request).claim, workflow_id, principal.id, request_id)
+async def claim(request: Request, principal: Principal, workflow_id: str, request_id: str | None = None) -> bool:
+    """Make `principal` the owner of `workflow_id` (before starting it); 409 when someone else owns that id.
+    True when this call made the claim (the caller then checks that no unowned workflow, started by another entry
+    point such as the local CLI, already has that id: see `release`)."""
+    owner, created = await run_in_threadpool(owners(request).claim, workflow_id, principal.id, request_id)
     if owner != principal.id:
         raise HTTPException(409, f"the id of {workflow_id!r} is already used by another caller; choose another")
+    return created
+
+
+async def release(request: Request, principal: Principal, workflow_id: str) -> HTTPException:
+    """Drop a fresh claim on an id that an existing workflow (started elsewhere) already uses; the 409 to raise."""
+    await run_in_threadpool(owners(request).release, workflow_id, principal.id)
+    return HTTPException(409, f"the id of {workflow_id!r} is already used by another caller; choose another")
 
 
 async def may_read(request: Request, principal: Principal, workflow_id: str) -> bool:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, Field
 
-from domain.rag import MAX_K, MAX_QUERY_CHARS, BadUpload, check_size, FileHistory, SearchQuery, SearchResults, UploadReceipt
+from domain.rag import MAX_K, MAX_QUERY_CHARS, BadUpload, check_size, FileHistory, SearchMode, SearchQuery, SearchResults, UploadReceipt
 from hybrid_llm import rag_client
 from domain.principals import AccessRole, Principal
 from hybrid_llm.api.auth import authenticate, require
@@ -53,10 +53,15 @@ def _refuse(e: Exception) -> HTTPException:
 @router.get("/v1/search", response_model=SearchResults, responses={422: {"model": Problem}, **_UNAVAILABLE})
 async def search(request: Request, gate: GateDep, settings: SettingsDep, principal: DocReaderDep,
                  q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="The query.")],
-                 k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages.")] = 5) -> SearchResults:
-    """The k passages closest in meaning to `q`, best first, with file, version and position."""
+                 k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages.")] = 5,
+                 mode: Annotated[SearchMode, Query(description="hybrid, vector or text.")] = "hybrid",
+                 per_document: Annotated[int | None, Query(ge=1, le=MAX_K, description="At most this many "
+                                                           "passages of one document.")] = None) -> SearchResults:
+    """The k passages that best match `q` by meaning and by words, best first, with file, version and position;
+    passages the guardrails flagged at ingestion carry `flagged` and their `finding`."""
     await admit(request, principal)
-    return await rag_client.search(await gate.client(), settings, SearchQuery(query=q, k=k))
+    return await rag_client.search(await gate.client(), settings,
+                                   SearchQuery(query=q, k=k, mode=mode, per_document=per_document))
 
 
 _UPLOAD_FORM = {"type": "object", "required": ["file"], "properties": {

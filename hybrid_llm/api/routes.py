@@ -22,7 +22,7 @@ from domain.pool import PoolSnapshot
 from domain.requests import REQUEST_ID_PATTERN, Progress, RequestResult, workflow_id_for
 from hybrid_llm.api.auth import ALL_ROLES, authenticate, require
 from hybrid_llm.api.gate import TemporalGate
-from hybrid_llm.api.limits import admit, claim, may_read
+from hybrid_llm.api.limits import admit, claim, may_read, release
 from hybrid_llm.api.schemas import (
     ErrorInfo,
     Health,
@@ -93,7 +93,16 @@ async def submit(body: SubmitRequest, request: Request, response: Response, gate
     client = await gate.client()
     request_id = body.request_id or uuid.uuid4().hex
     workflow_id = workflow_id_for(request_id)
-    await claim(request, principal, workflow_id, request_id)
+    if await claim(request, principal, workflow_id, request_id) and body.request_id is not None:
+        # A caller-chosen id may name a workflow another entry point started (the local CLI writes no owner row):
+        # taking it over would hand that workflow's result to this caller.
+        try:
+            await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+        else:
+            raise await release(request, principal, workflow_id)
     await start_request(client, settings, body.to_user_request(request_id), principal=principal)
     status_url = request.app.url_path_for("get_request", request_id=request_id)
     response.headers["Location"] = status_url

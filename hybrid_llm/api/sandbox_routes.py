@@ -59,7 +59,7 @@ async def start_sandbox(body: ExecBody, request: Request, gate: GateDep, setting
     decision = (ReviewDecision(approve=True, by=actor_label(principal), note="approved up front",
                                principal=principal) if body.approve else None)
     handle = await sandbox_client.start(await gate.client(), settings, spec, decision, requester=principal)
-    await run_in_threadpool(owners(request).claim, handle.id, principal.id)
+    await run_in_threadpool(owners(request).claim, handle.id, principal.id)  # a fresh id: ours
     if body.approve and body.wait:
         outcome: SandboxOutcome = await handle.result()
         return outcome.model_dump(mode="json")

@@ -62,6 +62,14 @@ def _failure_message(failure) -> dict:
     return out
 
 
+def _who(principal: Any) -> dict | None:
+    """Who asked or decided, as the entry point stamped it: key id, name, roles."""
+    if not isinstance(principal, dict) or "id" not in principal:
+        return None
+    return {"id": principal["id"], "name": principal.get("name"), "roles": principal.get("roles", []),
+            "kind": principal.get("kind")}
+
+
 def _prompt_hash(inp: dict) -> str | None:
     if inp.get("messages_ref"):
         return inp["messages_ref"]
@@ -104,8 +112,10 @@ def _build(history: WorkflowHistory) -> dict:
         return entry
 
     inp = _one(started.input)
+    asked_by = _who(inp.get("principal") or inp.get("requester")) if isinstance(inp, dict) else None
+    out["asked_by"] = asked_by
     add(events[0], "started", workflow_type=started.workflow_type.name, input=_summarize_input(inp),
-        parent=started.parent_workflow_execution.workflow_id or None)
+        parent=started.parent_workflow_execution.workflow_id or None, asked_by=asked_by)
     for event in events[1:]:
         et = event.event_type
         if et == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -150,7 +160,9 @@ def _build(history: WorkflowHistory) -> dict:
                 input=_one(a.input), identity=a.identity or None)
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             a = event.workflow_execution_update_accepted_event_attributes
-            add(event, "update", update=a.accepted_request.input.name, input=_one(a.accepted_request.input.args))
+            arg = _one(a.accepted_request.input.args)
+            add(event, "update", update=a.accepted_request.input.name, input=arg,
+                by=_who(arg.get("principal")) if isinstance(arg, dict) else None)
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
             a = event.workflow_execution_update_completed_event_attributes
             if a.outcome.HasField("failure"):

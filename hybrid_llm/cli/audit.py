@@ -24,6 +24,10 @@ def _print_timeline(t: dict, indent: str = "") -> None:
     head = (f"{indent}[bold]{t.get('workflow_type')}[/] {t.get('workflow_id')}  {t.get('status')}  "
             f"{t.get('duration_ms', 0):.0f} ms, {t.get('events')} events")
     console.print(head, highlight=False)
+    who = t.get("asked_by")
+    if who:
+        console.print(f"{indent}  asked by {who['name']} ({who['id']}; roles: {', '.join(who.get('roles') or [])})",
+                      highlight=False, markup=False)
     for e in t.get("entries", []):
         kind = e["kind"]
         rest = {k: v for k, v in e.items() if k not in ("t_ms", "event_id", "kind") and v not in (None, [], {})}

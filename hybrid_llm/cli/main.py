@@ -18,11 +18,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 
 def _register() -> None:
-    from hybrid_llm.cli import approvals, ask, audit, files, guard, keys, lockdown, models, rag, requests, sandbox, \
-        serve, stack, worker
+    from hybrid_llm.cli import approvals, ask, audit, codec, files, guard, keys, lockdown, models, rag, requests, \
+        sandbox, serve, stack, worker
 
-    for module in (approvals, ask, audit, files, guard, keys, lockdown, models, rag, requests, sandbox, serve, stack,
-                   worker):
+    for module in (approvals, ask, audit, codec, files, guard, keys, lockdown, models, rag, requests, sandbox, serve,
+                   stack, worker):
         module.register(app)
 
 

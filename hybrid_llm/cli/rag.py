@@ -117,14 +117,20 @@ def register(app: typer.Typer) -> None:
     def search(
         query: Annotated[str, typer.Argument(help="What to look for (by meaning).")],
         k: Annotated[int, typer.Option("-k", "--k", help="How many passages.")] = 5,
+        mode: Annotated[str, typer.Option("--mode", help="hybrid (meaning and words), vector or text.")]
+        = "hybrid",
+        per_document: Annotated[int | None, typer.Option(
+            "--per-document", help="At most this many passages of one document (default: the worker's "
+                                   "HYBRID_RAG_PER_DOCUMENT).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """The k passages of the indexed uploads closest in meaning to QUERY, best first, with citations."""
+        """The k passages of the indexed uploads that best match QUERY by meaning and by words, best first, with
+        citations; passages the guardrails flagged at ingestion show their finding."""
         from domain.rag import SearchQuery
         from hybrid_llm import rag_client
         from hybrid_llm.temporal import connect
 
-        q = SearchQuery(query=query, k=k)  # a ValidationError is exit 2
+        q = SearchQuery(query=query, k=k, mode=mode, per_document=per_document)  # a ValidationError is exit 2
         cfg = settings()
 
         async def go():
@@ -143,6 +149,10 @@ def register(app: typer.Typer) -> None:
             console.print("no matches (is anything uploaded and indexed?)")
         for i, hit in enumerate(results.results, start=1):
             console.print(f"[bold][{i}] {hit.score:.3f}[/] {hit.citation()}", highlight=False)
+            if hit.finding is not None:
+                evidence = "; ".join(f"{e.rule}: {e.detail}" for e in hit.finding.evidence[:3])
+                console.print(f"[red]FLAGGED ({hit.finding.risk}: {', '.join(hit.finding.rules)})[/] {evidence}",
+                              highlight=False)
             console.print(hit.text.strip()[:500], markup=False, highlight=False)
             console.print()
 

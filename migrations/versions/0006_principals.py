@@ -2,7 +2,7 @@
 and the token usage ledger the daily budgets read.
 
 Revision ID: 0006_principals
-Revises: 0004_rag
+Revises: 0005_hybrid_search
 Create Date: 2026-11-27
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0006_principals"
-down_revision: str | Sequence[str] | None = "0004_rag"
+down_revision: str | Sequence[str] | None = "0005_hybrid_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

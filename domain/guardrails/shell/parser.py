@@ -26,6 +26,7 @@ class Cmd:
     pipe_from: "Cmd | None" = None
     substituted: bool = False  # runs inside $(..), `..` or <(..)
     background: bool = False
+    span: tuple[int, int] | None = None  # where this simple command sits in the parsed source
 
     @property
     def name(self) -> str:
@@ -260,7 +261,8 @@ def walk(node, src: str, env: dict[str, str], parsed: Parsed, depth: int, substi
                     k, _, v = a.partition("=")
                     env[k] = v
                     parsed.assignments.append((k, v))
-        cmd = Cmd(argv=argv, redirects=redirects, heredoc=heredoc, pipe_from=pipe_from, substituted=substituted)
+        cmd = Cmd(argv=argv, redirects=redirects, heredoc=heredoc, pipe_from=pipe_from, substituted=substituted,
+                  span=tuple(node.pos) if depth == 0 and not substituted else None)
         if argv or redirects:
             parsed.commands.append(cmd)
         return cmd
