@@ -9,6 +9,8 @@ import asyncio
 import logging
 import signal
 import threading
+import uuid
+from contextlib import AsyncExitStack
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -31,6 +33,7 @@ from activities.lockdown import LockdownActivities
 from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
 from activities.permissions import PermissionActivities
+from activities.pool_state import SharedPool, pool_queue
 from activities.preflight import PreflightActivities
 from activities.rag import rag_activities
 from activities.uploads import Uploads
@@ -41,10 +44,11 @@ from activities.routing import RoutingActivities
 from activities.scanning import ScanActivities, Scanner, pool_security_model
 from domain.registry import Registry
 from hybrid_llm.policy_file import load_policy
+from hybrid_llm.worker_policy import worker_policy
 from hybrid_llm.registry_file import load_registry
 from hybrid_llm.observability import build_runtime, configure_logging
 from hybrid_llm import rag_client
-from hybrid_llm.lockdown_lane import PlatformWorker, control_worker
+from hybrid_llm.lockdown_lane import control_worker
 from hybrid_llm.sandbox_worker import sandbox_activities, sweep_at_start
 from hybrid_llm.settings import Settings
 from hybrid_llm.temporal import connect, ensure_search_attributes
@@ -56,8 +60,43 @@ def build_pool(settings: Settings, registry: Registry | None = None) -> LLMPool:
     return LLMPool(registry or load_registry(settings.models_file), cooldown_s=settings.model_cooldown_s)
 
 
+class WorkerGroup:
+    """One worker process: the shared task queue (workflows and every activity), this worker's pool queue
+    (load/complete/unload/health of the models in ITS memory) with its pool state published for routing, and the
+    lockdown controller's queue."""
+
+    def __init__(self, main: Worker, pool_worker: Worker, shared: SharedPool, control: Worker) -> None:
+        self.main, self.pool_worker, self.shared, self.control = main, pool_worker, shared, control
+        self._stack: AsyncExitStack | None = None
+
+    @property
+    def task_queue(self) -> str:
+        return self.main.task_queue
+
+    @property
+    def pool_queue(self) -> str:
+        return self.pool_worker.task_queue
+
+    def config(self):
+        return self.main.config()
+
+    async def __aenter__(self) -> "WorkerGroup":
+        async with AsyncExitStack() as stack:
+            await asyncio.to_thread(self.shared.start)
+            stack.push_async_callback(asyncio.to_thread, self.shared.stop)
+            await stack.enter_async_context(self.control)  # the lockdown controller's own queue
+            await stack.enter_async_context(self.pool_worker)
+            await stack.enter_async_context(self.main)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        assert self._stack is not None
+        await self._stack.aclose()
+
+
 def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: str | None = None,
-                 embedder: Embedder | None = None, engine: sa.Engine | None = None) -> PlatformWorker:
+                 embedder: Embedder | None = None, engine: sa.Engine | None = None) -> WorkerGroup:
     task_queue = task_queue or settings.task_queue
     engine = engine or make_engine(settings.effective_database_url)
     store = LockdownStore(engine, scope=task_queue)
@@ -66,12 +105,13 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     embedder = embedder or Embedder()
     judge = pool_security_model(pool, gate, settings.guard_model) if settings.guard_model else None
     scanner = Scanner(GuardActivities(embedder, security_model=judge))
+    shared = SharedPool(pool, engine, scope=task_queue, worker_queue=pool_queue(task_queue, uuid.uuid4().hex[:12]))
     llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads, blobs=blobs,
                         blob_threshold_bytes=settings.blob_threshold_bytes, usage=UsageLedger(engine),
-                        streams=AnswerStreams.on_running_loop(client))
+                        streams=AnswerStreams.on_running_loop(client), shared=shared)
     scans = ScanActivities(scanner)
-    preflight = PreflightActivities(pool, scanner)
     policy, files = load_policy(settings), PlatformFiles(settings.root)
+    preflight = PreflightActivities(llm.snapshot, scanner, *worker_policy(settings, policy))
     approvals = ApprovalStore(engine)
     permissions = PermissionActivities(files, policy, store, gate, approvals,
                                        ApprovalRules(four_eyes=settings.approvals_four_eyes,
@@ -80,30 +120,37 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     lockdown = LockdownActivities(store, client, task_queue, releases_needed=settings.lockdown_release_operators,
                                   strike_threshold=settings.strike_threshold, strike_window_s=settings.strike_window_s)
     local_slots = 4
-    workload = Worker(
-        client,
-        task_queue=task_queue,
-        # The workflows, the sealing converter and the interceptors come from the client's HybridPlugin.
-        activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
-                    lockdown.check_release, lockdown.record_strike, lockdown.broadcast, lockdown.alert,
-                    permissions.check, permissions.record_failure, permissions.write, ApprovalActivities(approvals).grant,
-                    scans.scan, preflight.preflight, BlobActivities(blobs).put_messages,
-                    *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder,
-                                   settings, scanner),
-                    *sandbox_activities(settings, store, gate, policy, blobs=blobs).all()],
-        # Blocking activities are sync: one thread per running activity, never more accepted than there are
-        # threads, so an accepted task never sits un-heartbeated in a queue.
-        activity_executor=ThreadPoolExecutor(settings.worker_threads + local_slots, thread_name_prefix="activity"),
+    # Blocking activities are sync: one thread per running activity (on either queue), never more accepted than
+    # there are threads, so an accepted task never sits un-heartbeated in a queue.
+    executor = ThreadPoolExecutor(2 * settings.worker_threads + local_slots, thread_name_prefix="activity")
+    common = dict(
+        activity_executor=executor,
         max_concurrent_activities=settings.worker_threads,
-        max_concurrent_local_activities=local_slots,
-        # A dead worker's sticky tasks move to the shared queue quickly (Temporal's default is 10 s).
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_queue_timeout_s),
         graceful_shutdown_timeout=timedelta(seconds=5),
         # Send heartbeats at 1/4 of the timeout (the SDK's default, 80%, leaves too little slack under load).
         max_heartbeat_throttle_interval=timedelta(seconds=settings.llm_heartbeat_timeout_s / 4),
     )
+    main = Worker(
+        client,
+        task_queue=task_queue,
+        # The workflows, the sealing converter, the interceptors and the workflow runner come from the client's
+        # HybridPlugin.
+        activities=[*llm.all(), routing.similarity, lockdown.persist, lockdown.status, lockdown.verify_release,
+                    lockdown.check_release, lockdown.record_strike, lockdown.broadcast, lockdown.alert,
+                    permissions.check, permissions.record_failure, permissions.write,
+                    ApprovalActivities(approvals).grant, scans.scan, preflight.preflight,
+                    BlobActivities(blobs).put_messages,
+                    *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder,
+                                   settings, scanner),
+                    *sandbox_activities(settings, store, gate, policy, blobs=blobs).all()],
+        max_concurrent_local_activities=local_slots,
+        # A dead worker's sticky tasks move to the shared queue quickly (Temporal's default is 10 s).
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_queue_timeout_s),
+        **common,
+    )
+    pool_worker = Worker(client, task_queue=shared.worker_queue, activities=llm.pool_bound(), **common)
     # The lockdown controller polls its own queue: an engage never waits behind the workload.
-    return PlatformWorker(workload, control_worker(client, task_queue, lockdown))
+    return WorkerGroup(main, pool_worker, shared, control_worker(client, task_queue, lockdown))
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:

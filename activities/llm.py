@@ -20,6 +20,7 @@ from activities import interrupts
 from activities.answer_stream import AnswerStreams, AnswerWriter
 from activities.blobs import BlobNotFound, BlobStore
 from activities.llm_pool import LLMPool
+from activities.pool_state import SharedPool
 from activities.lockdown_gate import LockdownGate
 from activities.providers import ProviderError
 from activities.scanning import Scanner
@@ -57,10 +58,11 @@ class LLMActivities:
     def __init__(self, pool: LLMPool, gate: LockdownGate, scanner: Scanner, max_concurrent: int = 16,
                  heartbeat_every_s: float = 0.25, blobs: BlobStore | None = None,
                  blob_threshold_bytes: int = 4096, usage: UsageLedger | None = None,
-                 streams: AnswerStreams | None = None) -> None:
+                 streams: AnswerStreams | None = None, shared: SharedPool | None = None) -> None:
         self.pool = pool
         self.usage = usage
         self.streams = streams
+        self.shared = shared  # the deployment's pool (several workers); None: this worker's pool alone
         self.blobs = blobs
         self.blob_threshold_bytes = blob_threshold_bytes
         self.gate = gate
@@ -112,9 +114,16 @@ class LLMActivities:
                 run.raise_if_interrupted()  # stopped early: a partial answer is no answer
             return result
 
+    def snapshot(self) -> PoolSnapshot:
+        return self.shared.snapshot() if self.shared is not None else self.pool.snapshot()
+
+    def _publish(self) -> None:
+        if self.shared is not None:
+            self.shared.publish()
+
     @activity.defn(name="llm.pool_status")
     def pool_status(self, command: PoolCommand) -> PoolSnapshot:
-        return self.pool.snapshot()
+        return self.snapshot()
 
     @activity.defn(name="llm.load")
     def load(self, ref: ModelRef) -> LoadResult:
@@ -125,7 +134,9 @@ class LLMActivities:
         except ProviderError as e:
             if e.kind == "ModelUnavailable":
                 self.pool.mark_health(ref.model_id, str(e))
+                self._publish()
             raise _as_application_error(e) from None
+        self._publish()
         status = self.pool.status(ref.model_id)
         return LoadResult(model_id=ref.model_id, loaded=status.loaded, load_ms=round(load_ms, 1),
                           memory_bytes=status.memory_bytes)
@@ -136,6 +147,7 @@ class LLMActivities:
             self.pool.unload(ref.model_id)
         except ProviderError as e:
             raise _as_application_error(e) from None
+        self._publish()
         return LoadResult(model_id=ref.model_id, loaded=False, load_ms=0.0, memory_bytes=0)
 
     @activity.defn(name="llm.health")
@@ -278,9 +290,17 @@ class LLMActivities:
 
     @activity.defn(name="llm.report_failure")
     def report_failure(self, failure: ModelFailure) -> PoolSnapshot:
-        """Cool a failing model down so other requests avoid it for a while; returns the new snapshot."""
-        self.pool.report_failure(failure.model_id, failure.error)
-        return self.pool.snapshot()
+        """Cool a failing model down (on the worker it failed on) so other requests avoid it for a while; returns
+        the new snapshot. Run as a local activity: the cooldown is shared through the pool state."""
+        if self.shared is not None:
+            self.shared.cool_down(failure.model_id, failure.error, failure.task_queue)
+        else:
+            self.pool.report_failure(failure.model_id, failure.error)
+        return self.snapshot()
 
     def all(self) -> list[Callable]:
         return [self.pool_status, self.load, self.unload, self.health, self.complete, self.report_failure]
+
+    def pool_bound(self) -> list[Callable]:
+        """The activities that must run on the worker whose pool routing chose (its own task queue)."""
+        return [self.load, self.unload, self.health, self.complete]

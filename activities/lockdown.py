@@ -12,6 +12,7 @@ from temporalio.service import RPCError
 
 from activities.lockdown_store import LockdownStore
 from domain.principals import system_principal
+from domain.activity_inputs import StatusRequest
 from domain.lockdown import (
     CONTROLLER_WORKFLOW,
     PAUSABLE_WORKFLOWS,
@@ -43,7 +44,7 @@ class LockdownActivities:
         self.store.write(state)
 
     @activity.defn(name="lockdown.status")
-    def status(self) -> LockdownState:
+    def status(self, _: StatusRequest | None = None) -> LockdownState:
         return self.store.read()
 
     @activity.defn(name="lockdown.verify_release")

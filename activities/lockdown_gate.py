@@ -17,8 +17,9 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.interrupts import Interrupts, Running
 from activities.lockdown_store import LOCK_NAMESPACE, LockdownStore
+from domain.lockdown import LOCKED_DOWN
 
-LOCKED_DOWN = "LockedDown"
+__all__ = ["LOCKED_DOWN", "LockdownGate"]
 
 
 class LockdownGate:

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from pydantic import Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -17,17 +16,10 @@ from activities.db.models import PermissionFailureRow
 from activities.filesystem import PathRefused, PlatformFiles, atomic_write, same_content
 from activities.lockdown_gate import LockdownGate
 from activities.lockdown_store import LockdownStore
+from domain.activity_inputs import WriteRequest
 from domain.approvals import ApprovalRules, FailureCounts, FailureRecord, operation_digest
 from domain.paths import UnsafePath
 from domain.permissions import Operation, PermissionDecision, PermissionPolicy, PermissionRequest
-
-
-class WriteRequest(PermissionRequest):
-    """An allowed write to perform (the same request that was checked, plus its content)."""
-
-    content: str = ""
-    approval_id: str | None = Field(default=None, description="a person's approval of exactly this write, when "
-                                                              "the policy asks for one")
 
 
 def policy_version(policy: PermissionPolicy) -> str:

@@ -1,21 +1,34 @@
-"""`request.preflight`: the input scan and the pool snapshot in one local activity (one dispatch, not two)."""
+"""`request.preflight`: everything a request needs before routing, in one LOCAL activity (no dispatch of its own):
+the user's prompt and system text scanned, the pool that will serve it, and the worker's policy with its version
+(recorded in the run's history as this activity's result)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from temporalio import activity
 
-from activities.llm_pool import LLMPool
 from activities.scanning import Scanner
+from domain.pool import PoolSnapshot
 from domain.preflight import Preflight, PreflightInput
 from domain.scanning import ScanRequest
+from domain.tuning import Tuning
 
 
 class PreflightActivities:
-    def __init__(self, pool: LLMPool, scanner: Scanner) -> None:
-        self.pool = pool
+    def __init__(self, snapshot: Callable[[], PoolSnapshot], scanner: Scanner, policy: Tuning,
+                 policy_version: str) -> None:
+        self.snapshot = snapshot
         self.scanner = scanner
+        self.policy = policy
+        self.policy_version = policy_version
 
     @activity.defn(name="request.preflight")
     def preflight(self, inp: PreflightInput) -> Preflight:
-        verdict = self.scanner.scan(ScanRequest(text=inp.prompt, kind="prompt", source="user", semantic=inp.semantic))
-        return Preflight(pool=self.pool.snapshot(), verdict=verdict)
+        semantic = self.policy.guard_semantic  # the worker's setting, whatever the caller sent
+        verdict = self.scanner.scan(ScanRequest(text=inp.prompt, kind="prompt", source="user", semantic=semantic))
+        system = None
+        if inp.system:
+            system = self.scanner.scan(ScanRequest(text=inp.system, kind="prompt", source="user", semantic=semantic))
+        return Preflight(pool=self.snapshot(), verdict=verdict, system_verdict=system, policy=self.policy,
+                         policy_version=self.policy_version)

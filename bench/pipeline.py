@@ -2,8 +2,12 @@
 
 Prints progress to stderr and one JSON object as the last line of stdout:
   throughput_ratio          full RequestWorkflow (instant in-process model) / bare one-activity workflow, req/s
-  added_latency_ms_p50      sequential request latency minus calling the same instant model directly
-  recovery_s                replacement worker start -> completion of a request whose worker was SIGKILLed
+  latency_ratio_p50         sequential request latency p50: full RequestWorkflow / bare one-activity workflow
+  added_latency_ms_p50      (reference) that p50 difference in milliseconds
+  recovery_s                SIGKILL of the worker running a request's model call -> the request's completion,
+                            with a second worker already running (the call is retried there)
+  restart_recovery_s        (reference) the same with ONE worker: replacement worker start -> completion
+                            (includes the new process's start-up: imports, connections)
   local_tokens_per_s_ratio  tokens/s of a request with the real local model / a direct llama-cpp-python call
 
 Usage: python bench/pipeline.py [--requests 300] [--sequential 50] [--skip-local]
@@ -43,7 +47,6 @@ from bench.stack import bench_stack  # noqa: E402
 
 INSTANT = ModelSpec(id="instant", provider="scripted", local=True, max_concurrency=1024,
                     capabilities=tuple(Capability), options={"reply": "ok"})
-MESSAGES = [ChatMessage(role="user", content="hello")]
 
 
 def say(msg: str) -> None:
@@ -77,65 +80,95 @@ async def throughput_and_latency(client: Client, settings: Settings, n: int, seq
         for _ in range(2):  # interleave to share the machine's noise fairly
             rates["bare"].append(await _burst(client, bare_settings, n, bare=True))
             rates["pipeline"].append(await _burst(client, settings, n, bare=False))
-        latencies = []
-        for _ in range(sequential):
+        latencies: dict[str, list[float]] = {"pipeline": [], "bare": []}
+        for _ in range(sequential):  # alternate, so both see the same moments of the machine's noise
+            t0 = time.perf_counter()
+            await client.execute_workflow(BareWorkflow.run, "hello", id=f"bare-{uuid.uuid4().hex}",
+                                          task_queue=bare_settings.task_queue)
+            latencies["bare"].append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             handle = await start_request(client, settings, UserRequest(request_id=uuid.uuid4().hex, prompt="hello"))
             await handle.result()
-            latencies.append((time.perf_counter() - t0) * 1000)
-    direct = []
-    provider = pool._slot("instant").provider  # the same instant model, called directly
-    for _ in range(sequential):
-        t0 = time.perf_counter()
-        provider.complete(MESSAGES, 16, 0.0)
-        direct.append((time.perf_counter() - t0) * 1000)
+            latencies["pipeline"].append((time.perf_counter() - t0) * 1000)
     pipe, base = max(rates["pipeline"]), max(rates["bare"])
-    say(f"throughput: pipeline {pipe:.1f} req/s, bare {base:.1f} wf/s; latency p50 {statistics.median(latencies):.1f} ms")
+    p50, bare_p50 = statistics.median(latencies["pipeline"]), statistics.median(latencies["bare"])
+    say(f"throughput: pipeline {pipe:.1f} req/s, bare {base:.1f} wf/s; latency p50 {p50:.1f} ms, bare {bare_p50:.1f} ms")
     return {"pipeline_rps": round(pipe, 1), "bare_rps": round(base, 1), "throughput_ratio": round(pipe / base, 3),
-            "latency_ms_p50": round(statistics.median(latencies), 2),
-            "added_latency_ms_p50": round(statistics.median(latencies) - statistics.median(direct), 2)}
+            "latency_ms_p50": round(p50, 2), "bare_latency_ms_p50": round(bare_p50, 2),
+            "latency_ratio_p50": round(p50 / bare_p50, 3), "added_latency_ms_p50": round(p50 - bare_p50, 2)}
+
+
+async def _running_call(handle) -> str:
+    """Wait until the request's model call runs on a worker; that worker's identity (pid@host)."""
+    while True:
+        pending = (await handle.describe()).raw_description.pending_activities
+        if pending and pending[0].activity_type.name == "llm.complete" and pending[0].HasField("last_started_time"):
+            return pending[0].last_worker_identity
+        await asyncio.sleep(0.02)
 
 
 async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
     registry = workdir / "slow.toml"
     registry.write_text('[[models]]\nid = "slow"\nprovider = "scripted"\ncapabilities = ["general"]\n'
                         'local = true\noptions = { delay_ms = 300 }\n')
-    queue = settings.task_queue + "-recovery"
-    env = {**os.environ, "HYBRID_TEMPORAL_ADDRESS": settings.temporal_target, "HYBRID_TASK_QUEUE": queue,
-           "HYBRID_LLM_HEARTBEAT_TIMEOUT_S": str(settings.llm_heartbeat_timeout_s),
-           "HYBRID_STICKY_QUEUE_TIMEOUT_S": str(settings.sticky_queue_timeout_s),
-           "HYBRID_MODELS_FILE": str(registry), "HYBRID_STATE_DIR": str(workdir / "state"),
-           "HYBRID_DATABASE_URL": settings.effective_database_url}
-    recovery_settings = settings.model_copy(update={"task_queue": queue})
     log = (workdir / "worker.log").open("ab")
 
-    def spawn() -> subprocess.Popen:
+    def spawn(queue: str) -> subprocess.Popen:
+        env = {**os.environ, "HYBRID_TEMPORAL_ADDRESS": settings.temporal_target, "HYBRID_TASK_QUEUE": queue,
+               "HYBRID_LLM_HEARTBEAT_TIMEOUT_S": str(settings.llm_heartbeat_timeout_s),
+               "HYBRID_STICKY_QUEUE_TIMEOUT_S": str(settings.sticky_queue_timeout_s),
+               "HYBRID_MODELS_FILE": str(registry), "HYBRID_STATE_DIR": str(workdir / "state"),
+               "HYBRID_DATABASE_URL": settings.effective_database_url, "HYBRID_WATCH_UPLOADS": "false"}
         return subprocess.Popen([sys.executable, "-m", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 cwd=Path(__file__).resolve().parents[1])
 
-    first = spawn()
-    while not await has_workers(client, settings.temporal_namespace, queue):
-        await asyncio.sleep(0.05)
-    handle = await start_request(client, recovery_settings, UserRequest(request_id=uuid.uuid4().hex, prompt="hi"))
-    while True:  # wait until the LLM activity is running on the first worker
-        desc = await handle.describe()
-        pending = desc.raw_description.pending_activities
-        if pending and pending[0].activity_type.name == "llm.complete" and pending[0].attempt >= 1 \
-                and pending[0].HasField("last_started_time"):
-            break
-        await asyncio.sleep(0.02)
+    async def started(queue: str, procs: list[subprocess.Popen]) -> None:
+        while not await has_workers(client, settings.temporal_namespace, queue):
+            assert all(p.poll() is None for p in procs), "a worker exited; see worker.log"
+            await asyncio.sleep(0.05)
+
+    figures = {}
+    # A standby worker is running: the killed worker's call is retried there.
+    queue = settings.task_queue + "-recovery"
+    workers = [spawn(queue), spawn(queue)]
+    try:
+        await started(queue, workers)
+        await asyncio.sleep(1.5)  # both workers poll (has_workers sees the first poller)
+        handle = await start_request(client, settings.model_copy(update={"task_queue": queue}),
+                                     UserRequest(request_id=uuid.uuid4().hex, prompt="hi"))
+        identity = await _running_call(handle)
+        victim = next((p for p in workers if identity.startswith(f"{p.pid}@")), None)
+        assert victim is not None, f"no spawned worker is {identity}"
+        victim.send_signal(signal.SIGKILL)
+        t0 = time.perf_counter()
+        await handle.result()
+        figures["recovery_s"] = round(time.perf_counter() - t0, 2)
+        victim.wait()
+    finally:
+        for p in workers:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
+    # One worker only: it is killed, a replacement starts (the measure includes the process's start-up).
+    queue = settings.task_queue + "-restart"
+    first = spawn(queue)
+    await started(queue, [first])
+    handle = await start_request(client, settings.model_copy(update={"task_queue": queue}),
+                                 UserRequest(request_id=uuid.uuid4().hex, prompt="hi"))
+    await _running_call(handle)
     first.send_signal(signal.SIGKILL)
     first.wait()
     t0 = time.perf_counter()
-    second = spawn()
+    second = spawn(queue)
     try:
         await handle.result()
-        total = time.perf_counter() - t0
+        figures["restart_recovery_s"] = round(time.perf_counter() - t0, 2)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(10)
-    say(f"recovery: {total:.2f}s from the replacement worker's start to the request's completion")
-    return {"recovery_s": round(total, 2)}
+    say(f"recovery: {figures['recovery_s']:.2f}s with a standby worker; {figures['restart_recovery_s']:.2f}s "
+        "from a replacement worker's start")
+    return figures
 
 
 async def local_tokens(client: Client, settings: Settings, runs: int = 5) -> dict:
@@ -178,8 +211,8 @@ async def main() -> None:
         figures |= await recovery(client, settings, stack.workdir)
         if not args.skip_local:
             figures |= await local_tokens(client, settings)
-    targets = {"throughput_ratio": ">= 0.8", "added_latency_ms_p50": "<= 25", "recovery_s": "<= 3",
-               "local_tokens_per_s_ratio": ">= 0.9"}
+    targets = {"throughput_ratio": ">= 0.85", "latency_ratio_p50": "<= 1.3", "recovery_s": "<= 3",
+               "local_tokens_per_s_ratio": ">= 0.95"}
     print(json.dumps({**figures, "targets": targets}))
 
 

@@ -80,6 +80,9 @@ class DelegationInput(BaseModel):
     tuning: Tuning = Tuning()
     round: int = Field(default=1, ge=1, description="for a reviewer: which review round this is")
     max_tokens: int = Field(default=512, ge=1, le=8192, description="per model call of this hop")
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0, description="the request's temperature")
+    system: str | None = Field(default=None, max_length=8_000, description="the user's system text")
+    passages: str = Field(default="", max_length=300_000, description="retrieved passages (ask --rag) to cite")
 
 
 class DelegationRecord(BaseModel):
@@ -115,8 +118,14 @@ def needs_collaboration(classification: TaskClassification) -> str | None:
     return None
 
 
-def coder_prompt(task: str) -> str:
-    return f"Write the code for this task. Reply with the code and brief notes.\nTask: {task}"
+def coder_prompt(task: str, passages: str = "") -> str:
+    sources = f"\nAnswer from these passages and cite them by number.\n{passages}" if passages else ""
+    return f"Write the code for this task. Reply with the code and brief notes.\nTask: {task}{sources}"
+
+
+def handover_text(inp: "DelegationInput") -> str:
+    """Everything a hop hands to its delegate: scanned as a hand-over before the delegate sees it."""
+    return "\n".join(t for t in (inp.task, inp.context, inp.system or "", inp.passages) if t)
 
 
 def revise_prompt(task: str, code: str, findings: list[str]) -> str:

@@ -72,6 +72,7 @@ class HealthResult(BaseModel):
 class ModelFailure(BaseModel):
     model_id: str
     error: str
+    task_queue: str | None = None  # the worker queue the failed call ran on (None: this worker)
 
 
 class PoolCommand(BaseModel):

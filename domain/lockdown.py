@@ -26,6 +26,8 @@ from pydantic import BaseModel, Field
 from domain.principals import AccessRole, Principal
 
 CONTROLLER_WORKFLOW = "LockdownWorkflow"
+# The error type the lockdown gate raises when it refuses a side effect (its details carry the epoch).
+LOCKED_DOWN = "LockedDown"
 
 
 def controller_id(scope: str) -> str:

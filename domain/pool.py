@@ -18,6 +18,8 @@ class ModelStatus(BaseModel):
     cooldown_remaining_s: float = 0.0
     failures: int = 0
     last_error: str | None = None
+    task_queue: str | None = Field(default=None, description="the worker queue whose pool this is (several "
+                                   "workers: one entry per worker and model); None: any worker")
 
     @property
     def available(self) -> bool:
@@ -36,5 +38,16 @@ class ModelStatus(BaseModel):
 class PoolSnapshot(BaseModel):
     models: list[ModelStatus] = Field(default_factory=list)
 
-    def get(self, model_id: str) -> ModelStatus | None:
-        return next((m for m in self.models if m.spec.id == model_id), None)
+    def get(self, model_id: str, task_queue: str | None = None) -> ModelStatus | None:
+        """The model's entry on that worker's queue; without one, its entry on a worker that has it loaded."""
+        entries = [m for m in self.models if m.spec.id == model_id]
+        if task_queue is not None:
+            return next((m for m in entries if m.task_queue == task_queue), None)
+        return next((m for m in entries if m.loaded), entries[0] if entries else None)
+
+    def ids(self) -> list[str]:
+        return list(dict.fromkeys(m.spec.id for m in self.models))
+
+    def without_queue(self, task_queue: str) -> "PoolSnapshot":
+        """The pool without one worker's entries (a worker that stopped answering)."""
+        return PoolSnapshot(models=[m for m in self.models if m.task_queue != task_queue])

@@ -10,11 +10,11 @@ from domain.approvals import PermissionOutcome
 from domain.principals import Principal
 from domain.registry import Capability
 from domain.sandbox import SandboxOutcome
-from domain.tuning import Tuning
 
 MAX_PROMPT_CHARS = 32_000
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MAX_MESSAGES = 256
+MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 def workflow_id_for(request_id: str) -> str:
@@ -30,11 +30,15 @@ class ChatMessage(BaseModel):
 
 
 class UserRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `"run_code": 0` or `"max_tokens": "12"` are type errors, not quietly converted.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     request_id: str = Field(pattern=REQUEST_ID_PATTERN)
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    model: str | None = Field(default=None, description="Force this model id instead of routing.")
+    # The validators below say why in words; the schema states the same rules for clients and fuzzers.
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS,
+                        json_schema_extra={"pattern": r"^[^\x00]*[^\s\x00][^\x00]*$"})
+    model: str | None = Field(default=None, description="Force this model id instead of routing.",
+                              json_schema_extra={"pattern": MODEL_ID_PATTERN})
     max_tokens: int = Field(default=256, ge=1, le=8192)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     system: str | None = Field(default=None, max_length=8_000)
@@ -76,7 +80,7 @@ class UserRequest(BaseModel):
     @field_validator("model")
     @classmethod
     def _model_id(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v):
+        if v is not None and not re.fullmatch(MODEL_ID_PATTERN, v):
             raise ValueError(f"invalid model id {v!r}")
         return v
 
@@ -122,13 +126,15 @@ class RequestResult(BaseModel):
                                                                     "source, version, position, chunk id and hash")
     review_approved: bool | None = Field(default=None, description="a collaboration's security review verdict")
     finish_reason: str | None = Field(default=None, description="why generation stopped: stop or length")
+    plan: str = Field(default="single", description="single (one model answered) or collaboration")
+    policy_version: str | None = Field(default=None, description="the worker policy the request ran under")
 
 
 class RequestInput(BaseModel):
-    """What RequestWorkflow receives: the request, and the activity timing the entry point chose."""
+    """What RequestWorkflow receives from an entry point. The policy (timeouts, security settings) is the worker's,
+    read in the request's preflight; a `tuning` sent by an older client is ignored."""
 
     request: UserRequest
-    tuning: Tuning = Tuning()
     principal: Principal | None = Field(default=None, description="who asked: stamped by the entry point that "
                                         "authenticated the caller, never taken from the request body")
 

@@ -68,6 +68,8 @@ class RoutingDecision(BaseModel):
     chosen: str | None
     reasons: list[str]
     skipped: dict[str, str] = Field(default_factory=dict, description="model id -> why it was not a candidate")
+    placement: str | None = Field(default=None, description="the worker queue whose pool serves the chosen "
+                                  "model (None: any worker)")
 
 
 def _score(text: str, rules: list[tuple[str, float, str]]) -> tuple[float, list[str]]:
@@ -110,6 +112,26 @@ def _rank_key(status: ModelStatus, request_id: str) -> tuple:
     return (not status.spec.local, saturated, not status.loaded, load, _tiebreak(request_id, status.spec.id))
 
 
+def _best_entry(entries: list[ModelStatus], request_id: str) -> tuple[ModelStatus | None, str | None]:
+    """A model's best worker (loaded, free first), or None and why none of its workers can serve it."""
+    available = [m for m in entries if m.unavailable_reason() is None]
+    if available:
+        return min(available, key=lambda m: _rank_key(m, request_id)), None
+    if not entries:
+        return None, None
+    why = [f"{m.unavailable_reason()}" + (f" (on {m.task_queue})" if m.task_queue else "") for m in entries]
+    return None, "; ".join(dict.fromkeys(why))
+
+
+def _placement(best: ModelStatus, entries: list[ModelStatus]) -> str | None:
+    """Pin the call to the best entry's worker when the workers differ for this model (loaded on some only, busy,
+    or cooling down on some); when every worker would serve it alike, any worker may take it (None)."""
+    if best.task_queue is None:
+        return None
+    alike = all(m.unavailable_reason() is None and m.loaded == best.loaded for m in entries)
+    return None if alike else best.task_queue
+
+
 def route(
     classification: TaskClassification,
     pool: PoolSnapshot,
@@ -128,31 +150,37 @@ def route(
     skipped: dict[str, str] = {}
 
     if forced_model is not None:
-        status = pool.get(forced_model)
-        if status is None:
+        entries = [m for m in pool.models if m.spec.id == forced_model]
+        why_forced = f"model {forced_model} was requested explicitly"
+        best, why = _best_entry(entries, request_id)
+        if not entries:
             skipped[forced_model] = "not in the registry"
         elif forced_model in excluded:
             skipped[forced_model] = f"failed: {excluded[forced_model]}"
-        elif (why := status.unavailable_reason()) is not None:
-            skipped[forced_model] = why
-        if skipped:
+        elif best is None:
+            skipped[forced_model] = why or "unavailable"
+        if skipped or best is None:
             return RoutingDecision(task_type=task, candidates=[], chosen=None, skipped=skipped,
-                                   reasons=reasons + [f"model {forced_model} was requested explicitly"])
+                                   reasons=reasons + [why_forced])
         return RoutingDecision(task_type=task, candidates=[forced_model], chosen=forced_model,
-                               reasons=reasons + [f"model {forced_model} was requested explicitly"])
+                               reasons=reasons + [why_forced], placement=_placement(best, entries))
 
     able = [m for m in pool.models if task in m.spec.capabilities]
     if not able and task != Capability.GENERAL:
         reasons.append(f"no model has capability {task.value}; falling back to general models")
         able = [m for m in pool.models if Capability.GENERAL in m.spec.capabilities]
-    candidates: list[ModelStatus] = []
+    by_model: dict[str, list[ModelStatus]] = {}
     for m in able:
-        if m.spec.id in excluded:
-            skipped[m.spec.id] = f"failed for this request: {excluded[m.spec.id]}"
-        elif (why := m.unavailable_reason()) is not None:
-            skipped[m.spec.id] = why
+        by_model.setdefault(m.spec.id, []).append(m)
+    candidates: list[ModelStatus] = []  # each model's best entry (its best worker)
+    for model_id, entries in by_model.items():
+        best, why = _best_entry(entries, request_id)
+        if model_id in excluded:
+            skipped[model_id] = f"failed for this request: {excluded[model_id]}"
+        elif best is None:
+            skipped[model_id] = why or "unavailable"
         else:
-            candidates.append(m)
+            candidates.append(best)
     candidates.sort(key=lambda m: _rank_key(m, request_id))
     ids = [m.spec.id for m in candidates]
     if candidates:
@@ -161,9 +189,11 @@ def route(
         state = "loaded" if top.loaded else "not loaded yet"
         reasons.append(
             f"chose {top.spec.id}: {where}, {state}, {top.in_flight}/{top.spec.max_concurrency} in flight"
+            + (f", on {place}" if (place := _placement(top, by_model[top.spec.id])) else "")
             + (f"; {len(ids) - 1} fallback(s): {', '.join(ids[1:])}" if len(ids) > 1 else "")
         )
     else:
         reasons.append(f"no available model for {task.value}")
     return RoutingDecision(task_type=task, candidates=ids, chosen=ids[0] if ids else None,
-                           reasons=reasons, skipped=skipped)
+                           reasons=reasons, skipped=skipped,
+                           placement=_placement(candidates[0], by_model[ids[0]]) if candidates else None)

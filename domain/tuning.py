@@ -1,4 +1,14 @@
-"""Activity timing chosen by the entry point from settings and recorded in history with each request."""
+"""The worker's policy: activity timing and security settings, read from the WORKER's settings.
+
+The client never chooses these (it chooses per-request options within the caps below, in UserRequest). Each
+request reads the policy in its preflight local activity, so the policy and its version (a hash of the
+effective policy) are recorded in the run's history at no extra dispatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
 
 from pydantic import BaseModel, Field
 
@@ -14,8 +24,19 @@ class Tuning(BaseModel):
     permission_failure_threshold: int = Field(default=5, ge=1)
     permission_failure_window_s: float = Field(default=600.0, gt=0)
     approval_timeout_s: float = Field(default=86400.0, gt=0)
+    sandbox_review_timeout_s: float = Field(default=86400.0, gt=0)
+    approvals_four_eyes: bool = Field(default=True, description="a reviewer or approver must not be the requester")
     guard_semantic: bool = False
     blob_threshold_bytes: int = Field(default=4096, ge=0, description="Prompts larger than this go to "
                                       "LLM activities by hash (blob store), not inline in history.")
     delegation_max_depth: int = Field(default=3, ge=1, le=10)
     delegation_max_rounds: int = Field(default=2, ge=1, le=10)
+    max_tokens_cap: int = Field(default=8192, ge=1, description="A request asking for more is refused.")
+    pool_schedule_to_start_s: float = Field(default=5.0, gt=0, description="How long a call bound to one "
+                                            "worker's pool may wait for that worker before it is routed again.")
+
+
+def policy_version(tuning: Tuning, *parts: str) -> str:
+    """A short hash of the effective policy (these settings and, e.g., the permission policy's JSON)."""
+    canonical = json.dumps([tuning.model_dump(mode="json"), *parts], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -10,7 +10,6 @@ starts and stops them together, and everything else (e.g. `config()`) is the wor
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -28,28 +27,3 @@ def control_worker(client: Client, task_queue: str, lockdown: LockdownActivities
                   activity_executor=ThreadPoolExecutor(4, thread_name_prefix="lockdown"),
                   max_concurrent_activities=2, max_concurrent_local_activities=4)
 
-
-class PlatformWorker:
-    """The workload worker and the controller's worker, run together (`async with`)."""
-
-    def __init__(self, workload: Worker, control: Worker) -> None:
-        self.workload = workload
-        self.control = control
-
-    async def __aenter__(self) -> PlatformWorker:
-        await self.control.__aenter__()
-        try:
-            await self.workload.__aenter__()
-        except BaseException:
-            await self.control.__aexit__(None, None, None)
-            raise
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        try:
-            await self.workload.__aexit__(*exc)
-        finally:
-            await self.control.__aexit__(*exc)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.workload, name)

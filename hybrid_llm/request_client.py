@@ -11,7 +11,6 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from domain.principals import Principal
 from domain.requests import Progress, RequestInput, RequestResult, UserRequest, workflow_id_for
-from domain.tuning import Tuning
 from hybrid_llm.settings import Settings
 from workflows.request import RequestWorkflow
 
@@ -20,24 +19,12 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def tuning_from(settings: Settings) -> Tuning:
-    return Tuning(llm_heartbeat_timeout_s=settings.llm_heartbeat_timeout_s,
-                  llm_start_to_close_s=settings.llm_start_to_close_s,
-                  llm_max_attempts=settings.llm_max_attempts, router_embeddings=settings.router_embeddings,
-                  permission_failure_threshold=settings.permission_failure_threshold,
-                  permission_failure_window_s=settings.permission_failure_window_s,
-                  approval_timeout_s=settings.approval_timeout_s, guard_semantic=settings.guard_semantic,
-                  blob_threshold_bytes=settings.blob_threshold_bytes,
-                  delegation_max_depth=settings.delegation_max_depth,
-                  delegation_max_rounds=settings.delegation_max_rounds)
-
-
 async def start_request(client: Client, settings: Settings, request: UserRequest,
                         principal: Principal | None = None) -> WorkflowHandle:
     """Start the request's workflow, or find it: a request id runs once, whether its workflow is running or closed.
-    `principal` is who the entry point authenticated; it is sealed into the workflow's input."""
-    payload = RequestInput(request=request, tuning=tuning_from(settings),
-                           principal=principal).model_dump(mode="json")
+    `principal` is who the entry point authenticated; it is sealed into the workflow's input. The policy
+    (timeouts, security settings) is the worker's: the client sends none."""
+    payload = RequestInput(request=request, principal=principal).model_dump(mode="json")
     workflow_id = workflow_id_for(request.request_id)
     try:
         return await client.start_workflow(

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     # Delegation between models: how deep a chain may go, how many review -> revise rounds.
     delegation_max_depth: int = Field(default=3, ge=1, le=10)
     delegation_max_rounds: int = Field(default=2, ge=1, le=10)
+    # Caps on what a request may ask for (refused above, never clamped), and how long a call bound to one worker's
+    # pool waits for that worker before it is routed elsewhere.
+    max_tokens_cap: int = Field(default=8192, ge=1)
+    pool_schedule_to_start_s: float = Field(default=5.0, gt=0)
     # Audit: texts larger than this are stored by sha256 in the blob store, not in workflow history.
     blob_threshold_bytes: int = Field(default=4096, ge=0)
     # Observability: worker log format, OpenTelemetry tracing exporter, Prometheus metrics port (unset = off).

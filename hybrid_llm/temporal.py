@@ -26,6 +26,7 @@ from hybrid_llm.codec import Keyring, KeyringError, SealingCodec, load_or_create
 from hybrid_llm.settings import Settings
 from workflows import search_attributes
 from workflows.delegation import DelegationWorkflow
+from workflows.passthrough import workflow_runner
 from workflows.ingest import IngestWorkflow
 from workflows.lockdown import LockdownWorkflow
 from workflows.permission import PermissionWorkflow
@@ -54,7 +55,8 @@ class HybridPlugin(SimplePlugin):
         self.keyring = keyring
         self.converter = data_converter(keyring)
         super().__init__("hybrid-llm", data_converter=self.converter, workflows=list(WORKFLOWS),
-                         interceptors=list(interceptors) or None)
+                         interceptors=list(interceptors) or None,
+                         workflow_runner=workflow_runner())  # pure modules passed through: cheap run starts
 
 
 def keyring_for(settings: Settings, create: bool = True) -> Keyring:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sysconfig
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -24,14 +22,13 @@ from domain.registry import Capability, ModelSpec, Registry  # noqa: E402
 from hybrid_llm.registry_file import load_registry  # noqa: E402
 from hybrid_llm.settings import Settings  # noqa: E402
 from hybrid_llm.codec import Keyring, write_keyring  # noqa: E402
+from hybrid_llm.stack.temporal_server import TEMPORAL_BIN, tuning_args  # noqa: E402
 from hybrid_llm.temporal import HybridPlugin  # noqa: E402
-from worker import build_worker  # noqa: E402
+from worker import WorkerGroup, build_worker  # noqa: E402
 from workflows import search_attributes  # noqa: E402
 
-TEMPORAL_BIN = os.path.join(sysconfig.get_path("scripts"), "temporal")
-# The same tuning `hybrid-llm up` uses: no 100 ms task-poll floor (FACTS.md).
-DEV_SERVER_ARGS = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000",
-                   "--dynamic-config-value", "worker.batcherRPS=1000"]
+# The same binary and tuning `hybrid-llm up` uses: no 100 ms task-poll floor (FACTS.md).
+DEV_SERVER_ARGS = tuning_args()
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +107,8 @@ def run_worker(client: Client, settings: Settings, engine) -> Callable:
 
     @asynccontextmanager
     async def _run(pool: LLMPool, task_queue: str | None = None, embedder=None,
-                   client: Client = client) -> AsyncIterator[Worker]:
+                   client: Client = client) -> AsyncIterator[WorkerGroup]:
+        """`client`: another connection, for a second worker on the same task queue (one worker per connection)."""
         worker = build_worker(client, settings, pool, task_queue=task_queue, embedder=embedder, engine=engine)
         async with worker:
             yield worker

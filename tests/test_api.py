@@ -109,8 +109,13 @@ async def test_post_is_idempotent_on_request_id(api, client: Client, run_worker,
     # Still the one run: neither retry started a second execution.
     description = await client.get_workflow_handle(f"request-{request_id}").describe()
     assert (description.run_id, description.status.name) == (run_id, "COMPLETED")
-    runs = [w async for w in client.list_workflows(f"WorkflowId = 'request-{request_id}'")]
-    assert [w.run_id for w in runs] in ([run_id], [])  # visibility may lag, but never shows two runs
+    runs: list = []
+    for _ in range(100):  # visibility lags behind: wait until it lists the run, then it must list only that one
+        runs = [w.run_id async for w in client.list_workflows(f"WorkflowId = 'request-{request_id}'")]
+        if runs:
+            break
+        await asyncio.sleep(0.1)
+    assert runs == [run_id]
 
 
 @pytest.mark.parametrize(("body", "expected"), [

@@ -76,6 +76,7 @@ async def test_prometheus_metrics_temporals_and_ours(client, settings, scripted_
     assert "temporal_workflow_completed" in text  # Temporal's own runtime metrics
     assert "hybrid_request_latency_ms" in text and 'model="echo"' in text
     assert "hybrid_model_load_ms" in text
-    assert 'hybrid_permission_decisions{decided_by="policy",decision="allow"' in text.replace(" ", "") or \
-        ('hybrid_permission_decisions' in text and 'decision="allow"' in text and 'decision="deny"' in text)
+    decisions = [line for line in text.splitlines() if line.startswith("hybrid_permission_decisions")]
+    assert any('decided_by="policy"' in line and 'decision="allow"' in line for line in decisions), decisions
+    assert any('decided_by="policy"' in line and 'decision="deny"' in line for line in decisions), decisions
     assert "hybrid_llm_tokens" in text

@@ -11,6 +11,7 @@ from hybrid_llm import lockdown_client
 from hybrid_llm.request_client import failure_message
 from tests.conftest import scripted
 from tests.helpers import ask, ask_and_wait
+from tests.test_request_plans import completions
 
 PROMPT = "Write a secure login API in Python that stores password hashes"
 
@@ -53,11 +54,14 @@ async def test_review_rounds_are_bounded(client, settings, run_worker, scripted_
     settings.delegation_max_rounds = 1
     never = [[".", '{"verdict": "changes", "findings": ["still insecure"]}']]
     async with run_worker(scripted_pool(*team(never))):
-        _, result = await ask_and_wait(client, settings, PROMPT)
+        handle, result = await ask_and_wait(client, settings, PROMPT)
     assert result.review_approved is False
     assert len(result.delegations) == 2  # generalist -> coder, one review
     assert any("not approved after 1 review round" in r for r in result.reasons)
-    assert "NOT approved" in " ".join(result.reasons) or result.answer
+    # The generalist that presents the result was told the review did not approve, and why.
+    [formatting] = await completions(handle)
+    assert formatting["model_id"] == "generalist"
+    assert "NOT approved by the security reviewer: still insecure" in formatting["messages"][-1]["content"]
 
 
 async def test_depth_is_bounded(client, settings, run_worker, scripted_pool):
@@ -106,4 +110,11 @@ async def test_collaboration_with_the_real_local_model(client, settings, run_wor
                                                               "hashing", max_tokens=64)
     assert [d["to"] for d in result.delegations] == ["coder", "reviewer"]
     assert result.model == "smollm2-135m" and result.answer.strip()
-    assert result.review_approved in (True, False)  # the reviewer's answer was parsed (JSON-constrained)
+    # The real model's review, JSON-constrained, parsed as a verdict (not the fail-safe for unparseable answers),
+    # and the request reports exactly that verdict.
+    from domain.delegation import DelegationResult
+
+    review = (await client.get_workflow_handle(f"{handle.id}-coder-review-1",
+                                               result_type=DelegationResult).result()).review
+    assert review is not None and not any("not a valid verdict" in f for f in review.findings)
+    assert result.review_approved is (review.verdict == "approve")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from temporalio.api.enums.v1 import RetryState
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
@@ -70,10 +71,14 @@ async def test_transient_errors_are_retried_before_falling_back(client, settings
         handle, result = await ask_and_wait(client, settings, "hello")
     assert result.model == "backup"
     history = await handle.fetch_history()
-    failed = [e for e in history.events if e.HasField("activity_task_failed_event_attributes")]
-    assert failed and failed[0].activity_task_failed_event_attributes.retry_state  # retries exhausted, then failed
+    failed = [e.activity_task_failed_event_attributes for e in history.events
+              if e.HasField("activity_task_failed_event_attributes")]
+    # One failed activity: Temporal retried it up to the attempt limit, then the request fell back.
+    assert [f.retry_state for f in failed] == [RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED]
     started = [e for e in history.events if e.HasField("activity_task_started_event_attributes")]
     assert max(e.activity_task_started_event_attributes.attempt for e in started) == 3
+    assert [(a.model, a.ok) for a in result.attempts] == [("shaky", False), ("backup", True)]
+    assert "scripted transient failure" in (result.attempts[0].error or "")
 
 
 async def test_when_every_model_fails_the_request_fails_with_reasons(client, settings, run_worker, scripted_pool):
@@ -145,3 +150,52 @@ async def test_same_request_id_after_completion_does_not_run_again(client, setti
         assert (await again.result()).answer == answer.answer
     count = await client.count_workflows(f"WorkflowId = 'request-{request_id}'")
     assert count.count == 1
+
+
+async def test_the_policy_is_the_workers_not_the_clients(client, settings, run_worker, scripted_pool):
+    """A client that sends its own `tuning` (more review rounds, no semantic guard...) is ignored: the worker's settings
+    decide, and each run records the policy version it ran under."""
+    from domain.requests import RequestResult
+    from hybrid_llm.policy_file import load_policy
+    from hybrid_llm.worker_policy import worker_policy
+    from tests.test_delegation import PROMPT, team
+
+    settings.delegation_max_rounds = 1
+    never = [[".", '{"verdict": "changes", "findings": ["still insecure"]}']]
+    raw = {"request": {"request_id": uuid.uuid4().hex, "prompt": PROMPT},
+           "tuning": {"delegation_max_rounds": 5, "delegation_max_depth": 10, "guard_semantic": False}}
+    async with run_worker(scripted_pool(*team(never))):
+        handle = await client.start_workflow("RequestWorkflow", raw, id=f"policy-{uuid.uuid4().hex}",
+                                             task_queue=settings.task_queue, result_type=RequestResult)
+        result = await handle.result()
+    assert [d["to"] for d in result.delegations] == ["coder", "reviewer"]  # one round: the worker's setting
+    expected = worker_policy(settings, load_policy(settings))[1]
+    assert result.policy_version == expected
+    assert await (await handle.describe()).memo_value("policy_version") == expected
+
+
+async def test_options_above_the_workers_caps_are_refused(client, settings, run_worker, scripted_pool):
+    settings.max_tokens_cap = 100
+    async with run_worker(scripted_pool()):
+        with pytest.raises(WorkflowFailureError) as info:
+            await (await ask(client, settings, "hello", max_tokens=200)).result()
+        _, fine = await ask_and_wait(client, settings, "hello", max_tokens=100)
+    kind, message = failure_message(info.value)
+    assert kind == "InvalidRequest" and "above this platform's cap of 100" in message
+    assert fine.answer
+
+
+async def test_a_keys_model_allowlist_narrows_the_routers_choice(client, settings, run_worker, scripted_pool):
+    from domain.principals import AccessRole, Principal
+
+    only_echo = Principal(id="only-echo", name="only echo", roles=(AccessRole.USER,), kind="key", models=("echo",))
+    nothing = Principal(id="nothing", name="nothing", roles=(AccessRole.USER,), kind="key", models=("absent",))
+    pool = scripted_pool(scripted("other"), scripted("echo", local=False))  # the router prefers the local "other"
+    async with run_worker(pool):
+        _, free = await ask_and_wait(client, settings, "hello")
+        _, narrowed = await ask_and_wait(client, settings, "hello", principal=only_echo)
+        with pytest.raises(WorkflowFailureError) as info:
+            await (await ask(client, settings, "hello", principal=nothing)).result()
+    assert (free.model, narrowed.model) == ("other", "echo")
+    kind, message = failure_message(info.value)
+    assert kind == "NoModelAvailable" and "allowlist" in message

@@ -109,3 +109,23 @@ def test_forced_model_is_used_or_explained():
     assert broken.chosen is None and broken.skipped == {"b": "missing file"}
     unknown = route(classify("hi"), pool, "r1", forced_model="zzz")
     assert unknown.skipped == {"zzz": "not in the registry"}
+
+
+def test_placement_pins_a_call_to_the_worker_whose_pool_differs():
+    general = classify("hello")
+    warm_a = status("m", task_queue="q/pool/a", loaded=True)
+    cold_b = status("m", task_queue="q/pool/b", loaded=False)
+    decision = route(general, PoolSnapshot(models=[cold_b, warm_a]), "r1")
+    assert (decision.chosen, decision.placement) == ("m", "q/pool/a")
+    assert any("on q/pool/a" in r for r in decision.reasons)
+    # Cooling down on a: b's copy serves, pinned there (the shared queue could hand it to a).
+    cooling_a = status("m", task_queue="q/pool/a", cooling_down=True, cooldown_remaining_s=30, last_error="boom")
+    decision = route(general, PoolSnapshot(models=[cooling_a, cold_b]), "r1")
+    assert (decision.chosen, decision.placement) == ("m", "q/pool/b")
+    # Every worker alike (both loaded): any worker may take it.
+    warm_b = status("m", task_queue="q/pool/b", loaded=True)
+    assert route(general, PoolSnapshot(models=[warm_a, warm_b]), "r1").placement is None
+    # Cooling down everywhere: skipped, with each worker's reason.
+    cooling_b = cooling_a.model_copy(update={"task_queue": "q/pool/b"})
+    decision = route(general, PoolSnapshot(models=[cooling_a, cooling_b]), "r1")
+    assert decision.chosen is None and "cooling down" in decision.skipped["m"]

@@ -6,15 +6,12 @@ Used from workflow code: `CompletionRequest(model_id=..., **await by_reference(m
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.blobs import BlobActivities
     from domain.blobs import MessagesBlob, text_size
     from domain.requests import ChatMessage
+    from workflows import activity_stubs as act
 
 # Histories recorded before references existed have no marker: they replay on the inline path.
 PATCH_ID = "blob-refs-v1"
@@ -24,7 +21,5 @@ async def by_reference(messages: list[ChatMessage], threshold_bytes: int) -> dic
     """CompletionRequest fields: the messages inline when small, else `messages_ref` (stored once per content)."""
     if text_size(messages) <= threshold_bytes or not workflow.patched(PATCH_ID):
         return {"messages": messages}
-    ref = await workflow.execute_local_activity_method(
-        BlobActivities.put_messages, MessagesBlob(messages=messages), start_to_close_timeout=timedelta(seconds=30),
-        retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)))
+    ref = await act.blobs_put_messages(MessagesBlob(messages=messages))
     return {"messages": [], "messages_ref": ref.sha256}

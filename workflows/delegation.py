@@ -2,18 +2,15 @@
 
 coder: write the code -> ask the security reviewer (a child hop) -> revise on findings -> ... (bounded rounds)
 reviewer: return a structured verdict (approve, or changes with findings).
-Every delegation message passes the guardrails; every hop asks permission to delegate; scopes only narrow.
+Every hand-over passes the guardrails as a hand-over; every hop asks permission to delegate; scopes only narrow.
+Model calls go through the one model-call step (workflows/model_call.py) with the request's options.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.permissions import PermissionActivities
-    from activities.scanning import ScanActivities
     from domain.delegation import (
         REVIEW_SCHEMA,
         DelegationInput,
@@ -21,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         DelegationResult,
         Role,
         coder_prompt,
+        handover_text,
         narrow,
         parse_review,
         review_prompt,
@@ -29,13 +27,15 @@ with workflow.unsafe.imports_passed_through():
     from domain.permissions import Actor, Operation, PermissionRequest
     from domain.registry import Capability
     from domain.requests import ChatMessage, Usage
-    from domain.scanning import ScanRequest
-    from workflows.model_call import call_model, enforce
-    from workflows.pausable import Pausable
+    from domain.routing import TaskClassification
+    from workflows import activity_stubs as act
+    from workflows.model_call import ModelCall, ModelCaller
 
-_QUICK = dict(start_to_close_timeout=timedelta(seconds=30))
 CODER_SYSTEM = "You are a careful senior software engineer. Write secure, working code."
 REVIEWER_SYSTEM = "You are a strict application security reviewer. Answer only with the requested JSON."
+# The request's max_tokens bounds what is written for the user (code, the final answer); a reviewer's verdict is
+# JSON the platform parses, so it has its own budget: cut short, it would not parse (and count as "changes").
+REVIEW_MAX_TOKENS = 512
 
 
 def _add(a: Usage, b: Usage) -> Usage:
@@ -44,36 +44,36 @@ def _add(a: Usage, b: Usage) -> Usage:
 
 
 @workflow.defn(name="DelegationWorkflow")
-class DelegationWorkflow(Pausable):
+class DelegationWorkflow(ModelCaller):
     @workflow.run
     async def run(self, inp: DelegationInput) -> DelegationResult:
         await self.checkpoint()
-        verdict = await workflow.execute_local_activity_method(
-            ScanActivities.scan, ScanRequest(text=f"{inp.task}\n{inp.context}", kind="prompt", source="delegation",
-                                             semantic=inp.tuning.guard_semantic),
-            start_to_close_timeout=timedelta(seconds=60))
-        await enforce(verdict, f"the delegation to the {inp.role.value}")
+        await self.scan(handover_text(inp), "delegation", f"the delegation to the {inp.role.value}", inp.tuning)
         if inp.role == Role.REVIEWER:
             return await self._review(inp)
         return await self._code(inp)
 
+    async def _call(self, inp: DelegationInput, capability: Capability, why: str, system: str, prompt: str,
+                    max_tokens: int, json_schema: dict | None = None) -> ModelCall:
+        if inp.system:
+            system += "\n" + inp.system  # the user's system text reaches every model of the request
+        return await self.call_model(
+            classification=TaskClassification(task_type=capability, scores={}, reasons=[why]),
+            request_id=inp.request_id, tuning=inp.tuning, max_tokens=max_tokens, temperature=inp.temperature,
+            json_schema=json_schema, what=f"the {capability.value} answer",
+            messages=[ChatMessage(role="system", content=system), ChatMessage(role="user", content=prompt)])
+
     async def _review(self, inp: DelegationInput) -> DelegationResult:
-        call = await call_model(
-            self, capability=Capability.SECURITY, request_id=inp.request_id, tuning=inp.tuning,
-            why=f"security review delegated by {inp.from_model}", json_schema=REVIEW_SCHEMA,
-            max_tokens=min(inp.max_tokens, 256),
-            messages=[ChatMessage(role="system", content=REVIEWER_SYSTEM),
-                      ChatMessage(role="user", content=review_prompt(inp.task, inp.context, inp.round))])
+        call = await self._call(inp, Capability.SECURITY, f"security review delegated by {inp.from_model}",
+                                REVIEWER_SYSTEM, review_prompt(inp.task, inp.context, inp.round),
+                                max_tokens=min(REVIEW_MAX_TOKENS, inp.tuning.max_tokens_cap), json_schema=REVIEW_SCHEMA)
         review = parse_review(call.completion.text)
         return DelegationResult(role=Role.REVIEWER, model=call.model, output=call.completion.text, review=review,
                                 usage=call.usage)
 
     async def _code(self, inp: DelegationInput) -> DelegationResult:
-        call = await call_model(
-            self, capability=Capability.CODE, request_id=inp.request_id, tuning=inp.tuning,
-            why=f"code task delegated by {inp.from_model}", max_tokens=inp.max_tokens,
-            messages=[ChatMessage(role="system", content=CODER_SYSTEM),
-                      ChatMessage(role="user", content=coder_prompt(inp.task))])
+        call = await self._call(inp, Capability.CODE, f"code task delegated by {inp.from_model}", CODER_SYSTEM,
+                                coder_prompt(inp.task, inp.passages), max_tokens=inp.max_tokens)
         result = DelegationResult(role=Role.CODER, model=call.model, output=call.completion.text, usage=call.usage)
         for round_no in range(1, inp.limits.max_rounds + 1):
             if not await self._may_delegate(inp, result):
@@ -89,12 +89,10 @@ class DelegationWorkflow(Pausable):
             if round_no == inp.limits.max_rounds:
                 result.notes.append(f"not approved after {round_no} review round(s): the limit")
                 break
-            revised = await call_model(
-                self, capability=Capability.CODE, request_id=inp.request_id, tuning=inp.tuning,
-                why="revision after a security review", max_tokens=inp.max_tokens,
-                messages=[ChatMessage(role="system", content=CODER_SYSTEM),
-                          ChatMessage(role="user", content=revise_prompt(inp.task, result.output,
-                                                                         review.review.findings))])
+            prompt = revise_prompt(inp.task, result.output, review.review.findings)
+            await self.scan(prompt, "delegation", "the reviewer's findings handed to the coder", inp.tuning)
+            revised = await self._call(inp, Capability.CODE, "revision after a security review", CODER_SYSTEM,
+                                       prompt, max_tokens=inp.max_tokens)
             result.output, result.usage = revised.completion.text, _add(result.usage, revised.usage)
         return result
 
@@ -106,11 +104,9 @@ class DelegationWorkflow(Pausable):
         if Operation.DELEGATE not in inp.scope:
             result.notes.append("no review: this hop's scope does not include delegation")
             return False
-        decision = await workflow.execute_activity_method(
-            PermissionActivities.check,
-            PermissionRequest(actor=Actor.MODEL, operation=Operation.DELEGATE, model_id=result.model,
-                              capabilities=(Capability.CODE,), explanation="ask a security reviewer to check my code"),
-            **_QUICK)
+        decision = await act.permissions_check(PermissionRequest(
+            actor=Actor.MODEL, operation=Operation.DELEGATE, model_id=result.model, capabilities=(Capability.CODE,),
+            explanation="ask a security reviewer to check my code"))
         if not decision.allowed:
             result.notes.append(f"no review: delegation denied ({decision.reason})")
         return decision.allowed
@@ -120,11 +116,10 @@ class DelegationWorkflow(Pausable):
         child_id = f"{workflow.info().workflow_id}-review-{round_no}"
         scope = narrow(set(inp.scope), Role.REVIEWER)
         review = await workflow.execute_child_workflow(
-            DelegationWorkflow.run,
-            DelegationInput(request_id=inp.request_id, from_model=result.model, role=Role.REVIEWER, task=inp.task,
-                            context=result.output, depth=inp.depth + 1, scope=scope, limits=inp.limits,
-                            tuning=inp.tuning, round=round_no, max_tokens=inp.max_tokens),
-            id=child_id)
+            "DelegationWorkflow",
+            inp.model_copy(update=dict(from_model=result.model, role=Role.REVIEWER, context=result.output,
+                                       depth=inp.depth + 1, scope=scope, round=round_no, passages="")),
+            id=child_id, result_type=DelegationResult)
         result.usage = _add(result.usage, review.usage)
         result.delegations.append(DelegationRecord(from_model=result.model, to=Role.REVIEWER.value,
                                                    model=review.model, workflow_id=child_id, depth=inp.depth + 1,

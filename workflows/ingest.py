@@ -14,7 +14,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.rag.ingest import DiscardInput, IngestActivities
+    from domain.activity_inputs import DiscardInput
+    from workflows import activity_stubs as act
     from domain.rag import CommitInput, EmbedBatch, IngestInput, IngestProgress, IngestResult, RemoveInput
     from workflows.pausable import Pausable
 
@@ -44,14 +45,14 @@ class IngestWorkflow(Pausable):
         await self.checkpoint()
         if inp.sha256 is None:
             self._progress.stage = "removing"
-            removed = await self.guarded(lambda: workflow.execute_activity_method(
-                IngestActivities.remove, RemoveInput(path=inp.path, version=inp.version), **_QUICK))
+            removed = await self.guarded(lambda: act.rag_remove(RemoveInput(path=inp.path, version=inp.version),
+                                                                **_QUICK))
             self._progress.stage = "done"
             return IngestResult(path=inp.path, version=inp.version, sha256=None, action="removed", chunks=0,
                                 removed=removed)
 
         try:
-            prepared = await workflow.execute_activity_method(IngestActivities.prepare, inp, **_QUICK)
+            prepared = await act.rag_prepare(inp, **_QUICK)
         except ActivityError as e:
             self._progress.stage = "failed"
             raise _failure(inp, e) from None
@@ -66,17 +67,15 @@ class IngestWorkflow(Pausable):
                 await self.checkpoint()
                 batch = EmbedBatch(version_id=prepared.version_id, sha256=inp.sha256, start=start,
                                    end=min(start + inp.batch_size, prepared.chunks))
-                self._progress.done += await workflow.execute_activity_method(IngestActivities.embed, batch,
+                self._progress.done += await act.rag_embed(batch,
                                                                               **_EMBED)
             self._progress.stage = "committing"
-            committed = await self.guarded(lambda: workflow.execute_activity_method(
-                IngestActivities.commit, CommitInput(document_id=prepared.document_id,
+            committed = await self.guarded(lambda: act.rag_commit(CommitInput(document_id=prepared.document_id,
                                                      version_id=prepared.version_id), **_QUICK))
         except ActivityError as e:
             self._progress.stage = "failed"
             failure = _failure(inp, e)
-            await workflow.execute_activity_method(
-                IngestActivities.discard, DiscardInput(version_id=prepared.version_id, error=failure.message),
+            await act.rag_discard(DiscardInput(version_id=prepared.version_id, error=failure.message),
                 **_QUICK)
             raise failure from None
         self._progress.stage = "done"

@@ -18,7 +18,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lockdown import LockdownActivities
+    from activities.lockdown import LockdownActivities  # the controller's own local activities (release proofs)
+    from domain.activity_inputs import StatusRequest
+    from workflows import activity_stubs as act
     from domain.lockdown import (
         CONTROLLER_WORKFLOW,
         EngageRequest,
@@ -56,7 +58,7 @@ class LockdownWorkflow:
     @workflow.run
     async def run(self, carried: LockdownState | None = None) -> None:
         # A new controller adopts what the gate last saw, so a restart never silently unlocks.
-        self.state = carried or await workflow.execute_local_activity_method(LockdownActivities.status, **_PERSIST)
+        self.state = carried or await act.lockdown_status(StatusRequest(), **_PERSIST)
         self._sync_search_attributes()
         self._ready = True
         await workflow.wait_condition(lambda: workflow.info().is_continue_as_new_suggested()
@@ -161,8 +163,7 @@ class LockdownWorkflow:
         self._broadcasts.append(asyncio.create_task(self._broadcast(signal)))
 
     async def _broadcast(self, signal: LockdownSignal) -> None:
-        await workflow.execute_activity_method(
-            LockdownActivities.broadcast, signal, start_to_close_timeout=timedelta(minutes=10),
+        await act.lockdown_broadcast(signal, start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_attempts=5))
 
     def _pending(self) -> bool:

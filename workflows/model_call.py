@@ -1,35 +1,44 @@
-"""One routed model call from workflow code: route by capability, load if cold, call, fall back on failure,
-and enforce the guardrails' verdict on the output. Shared by workflows that call models for a role."""
+"""The one model-call step, used by every workflow that asks a model (requests, delegation hops):
+
+route -> [load] -> complete -> fall back (and cool the failed model down) -> enforce the output's verdict,
+with the decisions recorded (memo `routing`, search attributes TaskType/Model), large prompts sent by hash,
+and every option of the caller honoured (temperature, max_tokens, json schema, a forced model).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.llm import LLMActivities
-    from activities.lockdown import LockdownActivities
     from domain.guardrails import Risk, Verdict
     from domain.llm import Completion, CompletionRequest, ModelFailure, ModelRef, PoolCommand
     from domain.lockdown import EngageRequest, Trigger
-    from domain.registry import Capability
+    from domain.pool import PoolSnapshot
+    from domain.registry import ModelSpec
     from domain.requests import Attempt, ChatMessage, Usage
     from domain.routing import RoutingDecision, TaskClassification, route
-    from domain.scanning import blocked_message, is_security_alert, summary
+    from domain.scanning import ScanRequest, blocked_message, is_security_alert, summary
     from domain.tuning import Tuning
+    from workflows import activity_stubs as act
+    from workflows.blob_refs import by_reference
     from workflows.pausable import Pausable
+    from workflows.search_attributes import MODEL, TASK_TYPE
 
 
 @dataclass
 class ModelCall:
     completion: Completion
     model: str
+    spec: ModelSpec
     decisions: list[RoutingDecision]
     attempts: list[Attempt] = field(default_factory=list)
+    load_ms: float = 0.0
 
     @property
     def usage(self) -> Usage:
@@ -40,57 +49,133 @@ def activity_error_message(e: ActivityError) -> str:
     return str(e.cause) if e.cause is not None else str(e)
 
 
-async def enforce(verdict: Verdict | None, what: str) -> None:
-    """A blocked output fails the step; a critical hit (a SecurityAlert) locks the platform down first."""
-    if verdict is None or verdict.risk == Risk.NONE or verdict.verdict != "block":
-        return
-    if is_security_alert(verdict):
-        await workflow.execute_activity_method(
-            LockdownActivities.alert,
-            EngageRequest(reason=blocked_message(verdict, what), trigger=Trigger.SECURITY_ALERT,
-                          actor=f"workflow:{workflow.info().workflow_id}"),
-            start_to_close_timeout=timedelta(seconds=60))
-    raise ApplicationError(blocked_message(verdict, what), summary(verdict), type="Blocked", non_retryable=True)
+def _retryable(e: ActivityError) -> bool:
+    return isinstance(e.cause, ApplicationError) and not e.cause.non_retryable
 
 
-async def call_model(owner: Pausable, *, capability: Capability, messages: list[ChatMessage], request_id: str,
-                     tuning: Tuning, why: str, max_tokens: int = 512, json_schema: dict | None = None) -> ModelCall:
-    classification = TaskClassification(task_type=capability, scores={}, reasons=[why])
-    snapshot = await workflow.execute_local_activity_method(
-        LLMActivities.pool_status, PoolCommand(action="status"), start_to_close_timeout=timedelta(seconds=10))
-    excluded: dict[str, str] = {}
-    decisions: list[RoutingDecision] = []
-    attempts: list[Attempt] = []
-    retry = RetryPolicy(initial_interval=timedelta(seconds=tuning.retry_initial_interval_s), backoff_coefficient=2.0,
-                        maximum_interval=timedelta(seconds=10), maximum_attempts=tuning.llm_max_attempts)
-    timeouts = dict(start_to_close_timeout=timedelta(seconds=tuning.llm_start_to_close_s),
-                    heartbeat_timeout=timedelta(seconds=tuning.llm_heartbeat_timeout_s), retry_policy=retry)
-    while True:
-        decision = route(classification, snapshot, request_id, None, excluded)
-        decisions.append(decision)
-        if decision.chosen is None:
-            details = "; ".join(f"{m}: {w}" for m, w in decision.skipped.items()) or "no candidates"
-            raise ApplicationError(f"no model could do this {capability.value} task ({details})",
-                                   type="NoModelAvailable", non_retryable=True)
-        model_id = decision.chosen
-        status = snapshot.get(model_id)
-        try:
-            if status is not None and not status.loaded:
-                await owner.guarded(lambda: workflow.execute_activity_method(
-                    LLMActivities.load, ModelRef(model_id=model_id), **timeouts))
-            completion = await owner.guarded(lambda: workflow.execute_activity_method(
-                LLMActivities.complete,
-                CompletionRequest(model_id=model_id, messages=messages, max_tokens=max_tokens, temperature=0.2,
-                                  request_id=request_id, scan_semantic=tuning.guard_semantic,
-                                  json_schema=json_schema), **timeouts))
-        except ActivityError as e:
-            error = activity_error_message(e)
-            attempts.append(Attempt(model=model_id, ok=False, error=error))
-            excluded[model_id] = error
-            snapshot = await workflow.execute_local_activity_method(
-                LLMActivities.report_failure, ModelFailure(model_id=model_id, error=error),
-                start_to_close_timeout=timedelta(seconds=5))
-            continue
-        attempts.append(Attempt(model=model_id, ok=True))
-        await enforce(completion.verdict, f"the answer of {model_id}")
-        return ModelCall(completion=completion, model=model_id, decisions=decisions, attempts=attempts)
+def _without(snapshot: PoolSnapshot, gone: set[str]) -> PoolSnapshot:
+    """The pool without workers that stopped answering, unless nothing else is left (then try them again)."""
+    remaining = snapshot
+    for queue in sorted(gone):
+        remaining = remaining.without_queue(queue)
+    return remaining if remaining.models else snapshot
+
+
+def _options(tuning: Tuning, queue: str | None) -> dict:
+    """A call bound to one worker's pool goes to that worker's queue, tried once per dispatch: this workflow retries
+    transient errors there itself, and routes again when the worker is gone (a retry would wait in its queue)."""
+    options = act.llm_options(tuning)
+    if queue is not None:
+        options.update(task_queue=queue, retry_policy=RetryPolicy(maximum_attempts=1),
+                       schedule_to_start_timeout=timedelta(seconds=tuning.pool_schedule_to_start_s))
+    return options
+
+
+class ModelCaller(Pausable):
+    """A workflow that calls models: the model-call step, scans at scan points, verdicts enforced and recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._verdicts: dict[str, dict] = {}
+        self._decisions: list[RoutingDecision] = []
+
+    def stage(self, name: str, model: str | None = None) -> None:
+        """Where the workflow is (RequestWorkflow shows it in its `progress` query)."""
+
+    async def enforce(self, verdict: Verdict | None, what: str) -> None:
+        """A block fails the step, and a critical hit (a SecurityAlert) locks the platform down first. Findings go
+        to the memo, where the UI shows them (the verdict itself is already in history as an activity result)."""
+        if verdict is None or verdict.risk == Risk.NONE:
+            return
+        self._verdicts[what] = summary(verdict)
+        workflow.upsert_memo({"guardrails": self._verdicts})
+        if verdict.verdict != "block":
+            return
+        if is_security_alert(verdict):
+            await act.lockdown_alert(EngageRequest(reason=blocked_message(verdict, what), trigger=Trigger.SECURITY_ALERT,
+                                                   actor=f"workflow:{workflow.info().workflow_id}"))
+        raise ApplicationError(blocked_message(verdict, what), summary(verdict), type="Blocked", non_retryable=True)
+
+    async def scan(self, text: str, source: str, what: str, tuning: Tuning) -> None:
+        """A text at its scan point (a hand-over, passages, ...): scanned, the verdict recorded and enforced."""
+        if not text.strip():
+            return
+        verdict = await act.guard_scan(ScanRequest(text=text, kind="prompt", source=source,
+                                                   semantic=tuning.guard_semantic))
+        await self.enforce(verdict, what)
+
+    def record(self, decision: RoutingDecision) -> None:
+        """Every routing decision and its reasons into history (memo) and the UI (search attributes)."""
+        self._decisions.append(decision)
+        workflow.upsert_memo({"routing": [d.model_dump(mode="json") for d in self._decisions]})
+        workflow.upsert_search_attributes([TASK_TYPE.value_set(decision.task_type.value),
+                                           MODEL.value_set(decision.chosen or "none")])
+
+    async def call_model(self, *, classification: TaskClassification, messages: list[ChatMessage], request_id: str,
+                         tuning: Tuning, snapshot: PoolSnapshot | None = None, model: str | None = None,
+                         max_tokens: int = 256, temperature: float = 0.2, json_schema: dict | None = None,
+                         what: str = "the answer", allowlist: tuple[str, ...] | None = None,
+                         chat_options: Callable[[], dict] | None = None) -> ModelCall:
+        """`allowlist`: the caller's models (a key's allowlist); the router never picks another. `chat_options`:
+        the OpenAI endpoint's per-call options (stop, JSON mode, streaming, resume), asked for each attempt."""
+        if snapshot is None:
+            snapshot = await act.llm_pool_snapshot(PoolCommand(action="status"))
+        refs = await by_reference(messages, tuning.blob_threshold_bytes)  # large prompts: a hash in history
+        excluded: dict[str, str] = {} if allowlist is None else {
+            m: "not in the caller's model allowlist" for m in snapshot.ids() if m not in allowlist}
+        gone: set[str] = set()  # worker queues that stopped answering during this call
+        decisions: list[RoutingDecision] = []
+        attempts: list[Attempt] = []
+        load_ms = 0.0
+        tries = 0
+        while True:
+            decision = route(classification, snapshot, request_id, model, excluded)
+            decisions.append(decision)
+            self.record(decision)
+            if decision.chosen is None:
+                details = "; ".join(f"{m}: {why}" for m, why in decision.skipped.items()) or "no candidates"
+                raise ApplicationError(f"no model could answer this {decision.task_type.value} request ({details})",
+                                       decision.model_dump(mode="json"), type="NoModelAvailable", non_retryable=True)
+            model_id, queue = decision.chosen, decision.placement
+            status = snapshot.get(model_id, queue)
+            assert status is not None
+            options = _options(tuning, queue)
+            try:
+                if not status.loaded:
+                    self.stage("loading", model_id)
+                    loaded = await self.guarded(lambda: act.llm_load(ModelRef(model_id=model_id), **options))
+                    load_ms += loaded.load_ms
+                self.stage("generating", model_id)
+                completion = await self.guarded(lambda: act.llm_complete(CompletionRequest(
+                    model_id=model_id, **refs, max_tokens=max_tokens, temperature=temperature, request_id=request_id,
+                    scan_semantic=tuning.guard_semantic, json_schema=json_schema,
+                    **(chat_options() if chat_options is not None else {})), **options))
+            except ActivityError as e:
+                error = activity_error_message(e)
+                attempts.append(Attempt(model=model_id, ok=False, error=error))
+                tries += 1
+                if queue is not None and tries < tuning.llm_max_attempts:
+                    if isinstance(e.cause, TimeoutError):
+                        # The worker died (no heartbeat, or it no longer publishes its pool) or is busy: route again
+                        # on a fresh view of the pool, without that worker unless it is alive and only busy.
+                        fresh = await act.llm_pool_snapshot(PoolCommand(action="status"))
+                        busy = e.cause.type == TimeoutType.SCHEDULE_TO_START and any(
+                            m.task_queue == queue for m in fresh.models)
+                        if busy:
+                            tries -= 1
+                        else:
+                            gone.add(queue)
+                        snapshot = _without(fresh, gone)
+                        continue
+                    if _retryable(e):  # a transient error: the same model again, after a backoff
+                        await workflow.sleep(timedelta(seconds=min(
+                            10.0, tuning.retry_initial_interval_s * 2 ** (tries - 1))))
+                        continue
+                tries = 0
+                excluded[model_id] = error
+                snapshot = await act.llm_report_failure(ModelFailure(model_id=model_id, error=error, task_queue=queue))
+                continue
+            attempts.append(Attempt(model=model_id, ok=True))
+            await self.enforce(completion.verdict, f"{what} of {model_id}")
+            return ModelCall(completion=completion, model=model_id, spec=status.spec, decisions=decisions,
+                             attempts=attempts, load_ms=load_ms + completion.load_ms)

@@ -20,12 +20,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lockdown import LockdownActivities
-    from domain.lockdown import INTERRUPTED, LockdownSignal
+    from domain.activity_inputs import StatusRequest
+    from domain.lockdown import INTERRUPTED, LOCKED_DOWN, LockdownSignal
+    from workflows import activity_stubs as act
     from workflows.search_attributes import LOCKED
 
 T = TypeVar("T")
-LOCKED_DOWN = "LockedDown"
 # Histories recorded before this patch adopted the signal's epoch; they replay that way.
 REREAD_PATCH = "lockdown-reread-state"
 
@@ -73,8 +73,7 @@ class Pausable:
 
     async def _refresh(self) -> None:
         self._prompted = False
-        state = await workflow.execute_local_activity_method(
-            LockdownActivities.status, start_to_close_timeout=timedelta(seconds=10))
+        state = await act.lockdown_status(StatusRequest())
         self._lockdown = LockdownSignal(locked=state.locked, epoch=state.epoch, reason=state.reason)
 
     async def checkpoint(self) -> None:
@@ -103,8 +102,7 @@ class Pausable:
             try:
                 await workflow.wait_condition(lambda: not self._lockdown.locked, timeout=self.lockdown_poll)
             except asyncio.TimeoutError:
-                state = await workflow.execute_local_activity_method(
-                    LockdownActivities.status, start_to_close_timeout=timedelta(seconds=10))
+                state = await act.lockdown_status(StatusRequest())
                 self.on_lockdown(LockdownSignal(locked=state.locked, epoch=state.epoch, reason=state.reason))
         workflow.upsert_search_attributes([LOCKED.value_set(False)])
 

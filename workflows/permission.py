@@ -15,10 +15,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lockdown import LockdownActivities
-    from activities.approvals import ApprovalActivities
-    from activities.permissions import PermissionActivities, WriteRequest
-    from activities.scanning import ScanActivities
+    from domain.activity_inputs import WriteRequest
+    from workflows import activity_stubs as act
     from domain.approvals import (
         ApprovalGrant,
         ApprovalRules,
@@ -39,8 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.pausable import Pausable
     from workflows.search_attributes import AWAITING_APPROVAL
 
-_QUICK = dict(start_to_close_timeout=timedelta(seconds=30),
-              retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=10))
+_QUICK = act.QUICK
 
 
 @workflow.defn(name="PermissionWorkflow")
@@ -78,7 +75,7 @@ class PermissionWorkflow(Pausable):
     async def run(self, inp: PermissionInput) -> PermissionOutcome:
         self._input = inp
         await self.checkpoint()
-        decision = await workflow.execute_activity_method(PermissionActivities.check, inp.request, **_QUICK)
+        decision = await act.permissions_check(inp.request, **_QUICK)
         decided_by = "policy"
         grant: ApprovalGrant | None = None
         if decision.decision == "ask":
@@ -93,26 +90,22 @@ class PermissionWorkflow(Pausable):
         if inp.request.operation == Operation.WRITE and inp.content is not None:
             write = WriteRequest(**inp.request.model_dump(), content=inp.content,
                                  approval_id=grant.approval_id if grant is not None else None)
-            written = await self.guarded(lambda: workflow.execute_activity_method(
-                PermissionActivities.write, write, **_QUICK))
+            written = await self.guarded(lambda: act.files_write(write, **_QUICK))
             outcome.wrote, outcome.bytes_written = decision.path, written
         return outcome
 
     async def _scan_content(self, inp: PermissionInput, decision: PermissionDecision, decided_by: str
                             ) -> tuple[PermissionDecision, str]:
         """What a model writes passes the guardrails; a critical hit also locks the platform down."""
-        verdict = await workflow.execute_local_activity_method(
-            ScanActivities.scan, ScanRequest(text=inp.content or "", kind="prompt", source="model_output",
-                                          path=decision.path),
-            start_to_close_timeout=timedelta(seconds=60))
+        verdict = await act.guard_scan(ScanRequest(text=inp.content or "", kind="prompt", source="model_output",
+                                                   path=decision.path), start_to_close_timeout=timedelta(seconds=60))
         workflow.upsert_memo({"content_scan": summary(verdict)})
         if verdict.verdict != "block":
             return decision, decided_by
         reason = blocked_message(verdict, "the content to write")
         if is_security_alert(verdict):
-            await workflow.execute_activity_method(
-                LockdownActivities.alert, EngageRequest(reason=reason, trigger=Trigger.SECURITY_ALERT,
-                                                        actor=f"workflow:{workflow.info().workflow_id}"), **_QUICK)
+            await act.lockdown_alert(EngageRequest(reason=reason, trigger=Trigger.SECURITY_ALERT,
+                                                   actor=f"workflow:{workflow.info().workflow_id}"), **_QUICK)
         return PermissionDecision(decision="deny", reason=reason, rule="guardrails", path=decision.path), "guardrails"
 
     async def _ask_a_person(self, decision: PermissionDecision, inp: PermissionInput
@@ -139,8 +132,7 @@ class PermissionWorkflow(Pausable):
         grant = None
         if verdict.approve and verdict.principal is not None:
             # Bound to this workflow, this exact operation and the policy that asked; used once by the acting step.
-            grant = await workflow.execute_local_activity_method(
-                ApprovalActivities.grant,
+            grant = await act.approvals_grant(
                 GrantRequest(workflow_id=workflow.info().workflow_id, policy_version=rules.policy_version,
                              operation_sha256=operation_digest(inp.request, inp.content),
                              approver=verdict.principal, ttl_s=rules.ttl_s), **_QUICK)
@@ -149,15 +141,13 @@ class PermissionWorkflow(Pausable):
                                    path=decision.path), by, grant)
 
     async def _denied(self, inp: PermissionInput, decision: PermissionDecision, decided_by: str) -> PermissionOutcome:
-        counts = await workflow.execute_activity_method(
-            PermissionActivities.record_failure,
+        counts = await act.permissions_record_failure(
             FailureRecord(request=inp.request, reason=decision.reason, workflow_id=workflow.info().workflow_id,
                           window_s=inp.failure_window_s), **_QUICK)
         outcome = PermissionOutcome(decision=decision, decided_by=decided_by, failures=counts)
         reason = lockdown_due(counts, inp.failure_threshold)
         if reason is not None:
-            state = await workflow.execute_activity_method(
-                LockdownActivities.alert, EngageRequest(reason=reason, trigger=Trigger.PERMISSION_FAILURES,
-                                                        actor=f"workflow:{workflow.info().workflow_id}"), **_QUICK)
+            state = await act.lockdown_alert(EngageRequest(reason=reason, trigger=Trigger.PERMISSION_FAILURES,
+                                                           actor=f"workflow:{workflow.info().workflow_id}"), **_QUICK)
             outcome.locked_down = state.locked
         return outcome

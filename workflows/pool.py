@@ -8,9 +8,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.llm import LLMActivities
     from domain.llm import ModelRef, PoolCommand
     from domain.pool import PoolSnapshot
+    from workflows import activity_stubs as act
 
 
 @workflow.defn(name="PoolWorkflow")
@@ -18,12 +18,8 @@ class PoolWorkflow:
     @workflow.run
     async def run(self, command: PoolCommand) -> PoolSnapshot:
         once = RetryPolicy(maximum_attempts=1)
-        long = timedelta(minutes=10)
         if command.action != "status" and command.model_id:
-            ref = ModelRef(model_id=command.model_id)
-            method = {"load": LLMActivities.load, "unload": LLMActivities.unload,
-                      "health": LLMActivities.health}[command.action]
-            await workflow.execute_activity_method(method, ref, start_to_close_timeout=long,
-                                                   heartbeat_timeout=timedelta(seconds=5), retry_policy=once)
-        return await workflow.execute_activity_method(
-            LLMActivities.pool_status, command, start_to_close_timeout=timedelta(seconds=10), retry_policy=once)
+            stub = {"load": act.llm_load, "unload": act.llm_unload, "health": act.llm_health}[command.action]
+            await stub(ModelRef(model_id=command.model_id), start_to_close_timeout=timedelta(minutes=10),
+                       heartbeat_timeout=timedelta(seconds=5), retry_policy=once)
+        return await act.llm_pool_status(command, retry_policy=once)

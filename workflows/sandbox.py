@@ -16,9 +16,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lockdown import LockdownActivities
-    from activities.sandbox import SandboxActivities, SandboxSupport
-    from activities.scanning import ScanActivities
+    from domain.activity_inputs import SandboxSupport, StatusRequest
+    from workflows import activity_stubs as act
     from domain.approvals import PermissionInput, PermissionOutcome, refusal
     from domain.guardrails.consequence import Consequence, consequence
     from domain.principals import FORBIDDEN
@@ -47,8 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.permission import PermissionWorkflow
     from workflows.search_attributes import AWAITING_APPROVAL
 
-_QUICK = dict(start_to_close_timeout=timedelta(seconds=30),
-              retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=10))
+_QUICK = act.QUICK
 _DESTROY = dict(start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(
                     seconds=10)))  # retried until it succeeds: a sandbox is never left behind
@@ -108,9 +106,9 @@ class SandboxWorkflow(Pausable):
         outcome = SandboxOutcome(workflow_id=wid, sandbox_id=inp.sandbox_id, status="failed")
         await self.checkpoint()
 
-        verdict = await workflow.execute_local_activity_method(
-            ScanActivities.scan, ScanRequest(text=spec.text_to_scan(), kind=spec.scan_kind(), source="model_output",
-                                             path=spec.entry_file() if spec.code is not None else None),
+        verdict = await act.guard_scan(
+            ScanRequest(text=spec.text_to_scan(), kind=spec.scan_kind(), source="model_output",
+                        path=spec.entry_file() if spec.code is not None else None),
             start_to_close_timeout=timedelta(seconds=60))
         workflow.upsert_memo({"guardrails": summary(verdict)})
         action = Consequence.RUN
@@ -122,7 +120,7 @@ class SandboxWorkflow(Pausable):
         if action in (Consequence.BLOCK, Consequence.LOCKDOWN):
             reason = blocked_message(verdict, "the sandbox code")
             if action == Consequence.LOCKDOWN:
-                await workflow.execute_activity_method(LockdownActivities.alert, EngageRequest(
+                await act.lockdown_alert(EngageRequest(
                     reason=reason, trigger=Trigger.SECURITY_ALERT, actor=f"workflow:{wid}"), **_QUICK)
                 reason += "; lockdown engaged"
             self._record(Step.BLOCKED, reason)
@@ -134,8 +132,7 @@ class SandboxWorkflow(Pausable):
                 self._record(Step.REJECTED, f"sandbox permission: {allowed.decision.reason}")
                 return self._finish(outcome, "rejected", allowed.decision.reason, by=allowed.decided_by)
 
-        support = await workflow.execute_local_activity_method(SandboxActivities.support,
-                                                               start_to_close_timeout=timedelta(seconds=10))
+        support = await act.sandbox_support(StatusRequest(), start_to_close_timeout=timedelta(seconds=10))
         try:
             choice = choose_isolation(spec, verdict.risk.value, support.microvm)
         except IsolationUnavailable as e:
@@ -149,13 +146,11 @@ class SandboxWorkflow(Pausable):
         outcome.network = network
         ref = SandboxRef(sandbox_id=inp.sandbox_id, workflow_id=wid)
         try:
-            await self.guarded(lambda: workflow.execute_activity_method(
-                SandboxActivities.create, CreateRequest(**ref.model_dump(), backend=choice.backend,
-                                                        limits=spec.limits), **_QUICK))
+            await self.guarded(lambda: act.sandbox_create(
+                CreateRequest(**ref.model_dump(), backend=choice.backend, limits=spec.limits), **_QUICK))
             self._record(Step.CREATED, f"{choice.backend.value} ({choice.reason})")
             files = spec.all_files()
-            await workflow.execute_activity_method(SandboxActivities.configure,
-                                                   ConfigureRequest(**ref.model_dump(), files=files), **_QUICK)
+            await act.sandbox_configure(ConfigureRequest(**ref.model_dump(), files=files), **_QUICK)
             self._record(Step.CONFIGURED, f"{len(files)} file(s), limits {spec.limits.model_dump()}, "
                                           f"network {'granted' if network else 'off'}")
             self._record(Step.EXECUTING, " ".join(spec.argv())[:500])
@@ -180,10 +175,9 @@ class SandboxWorkflow(Pausable):
                 return self._finish(outcome, "rejected", decision.note or "rejected")
             self._record(Step.APPROVED, f"by {outcome.decided_by}" + (f": {decision.note}" if decision.note else ""))
             if result.files:
-                outcome.delivered = await self.guarded(lambda: workflow.execute_activity_method(
-                    SandboxActivities.deliver, DeliverRequest(**ref.model_dump(), files=result.files,
-                                                              origin=spec.origin,
-                                                              folder=delivery_folder(inp.sandbox_id)), **_QUICK))
+                outcome.delivered = await self.guarded(lambda: act.sandbox_deliver(
+                    DeliverRequest(**ref.model_dump(), files=result.files, origin=spec.origin,
+                                   folder=delivery_folder(inp.sandbox_id)), **_QUICK))
                 self._record(Step.DELIVERED, ", ".join(f"{d.path}: {d.decision}" for d in outcome.delivered))
             return self._finish(outcome, "approved", decision.note)
         finally:
@@ -191,7 +185,7 @@ class SandboxWorkflow(Pausable):
             await asyncio.shield(asyncio.ensure_future(self._destroy(ref, outcome)))
 
     async def _destroy(self, ref: SandboxRef, outcome: SandboxOutcome) -> None:
-        await workflow.execute_activity_method(SandboxActivities.destroy, ref, **_DESTROY)
+        await act.sandbox_destroy(ref, **_DESTROY)
         outcome.destroyed = True
         self._record(Step.DESTROYED)
         outcome.steps = list(self._steps)
@@ -199,8 +193,7 @@ class SandboxWorkflow(Pausable):
     async def _execute(self, ref: SandboxRef, inp: SandboxInput, network: bool) -> ExecResult:
         spec = inp.spec
         boot = 60 if self._backend is not None and self._backend.value == "microvm" else 10
-        return await workflow.execute_activity_method(
-            SandboxActivities.execute,
+        return await act.sandbox_execute(
             ExecRequest(**ref.model_dump(), backend=self._backend, argv=spec.argv(), limits=spec.limits,
                         network=network, network_hosts=list(spec.network_hosts) if network else [],
                         model_code=spec.origin.actor == "model", inputs=sorted(spec.all_files())),

@@ -8,7 +8,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.rag.search import SearchActivities
+    from workflows import activity_stubs as act
     from domain.rag import SearchQuery, SearchResults
 
 
@@ -16,6 +16,5 @@ with workflow.unsafe.imports_passed_through():
 class SearchWorkflow:
     @workflow.run
     async def run(self, query: SearchQuery) -> SearchResults:
-        return await workflow.execute_activity_method(
-            SearchActivities.search, query, start_to_close_timeout=timedelta(seconds=60),
+        return await act.rag_search(query, start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3))

@@ -16,18 +16,17 @@ with workflow.unsafe.imports_passed_through():
     from domain.lockdown import StrikeRequest
     from domain.principals import Principal
     from domain.scanning import blocked_message, is_security_alert, summary
-    from workflows.model_call import enforce
 
 # Histories recorded before this patch locked the platform down for a critical prompt; they replay that way.
 STRIKES_PATCH = "user-input-strikes"
 UNKNOWN_PRINCIPAL = "unauthenticated"
 
 
-async def enforce_user_input(verdict: Verdict | None, what: str, principal: Principal | None) -> None:
-    if verdict is None or verdict.risk == Risk.NONE or verdict.verdict != "block":
-        return
-    if not is_security_alert(verdict) or not workflow.patched(STRIKES_PATCH):
-        await enforce(verdict, what)
+async def enforce_user_input(owner, verdict: Verdict | None, what: str, principal: Principal | None) -> None:
+    """`owner`: the workflow's model-call step (its `enforce` records findings and fails blocked steps)."""
+    if verdict is None or verdict.risk == Risk.NONE or verdict.verdict != "block" or not is_security_alert(verdict) \
+            or not workflow.patched(STRIKES_PATCH):
+        await owner.enforce(verdict, what)
         return
     message = blocked_message(verdict, what)
     who = principal.id if principal is not None else UNKNOWN_PRINCIPAL

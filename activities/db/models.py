@@ -238,3 +238,24 @@ class ModelContextRow(Base):
     value: Mapped[str] = mapped_column(sa.Text)
     updated_by: Mapped[str | None] = mapped_column(sa.String(200))
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class PoolStateRow(Base):
+    """What each worker's LLM pool holds (one row per worker queue and model), published by that worker and read
+    by routing on every worker of the deployment (scope = the shared task queue). Rows not seen for a while are
+    a gone worker's, and ignored."""
+
+    __tablename__ = "pool_state"
+
+    scope: Mapped[str] = mapped_column(sa.String(200))
+    worker_queue: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
+    model_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    loaded: Mapped[bool] = mapped_column(default=False)
+    healthy: Mapped[bool] = mapped_column(default=True)
+    health_detail: Mapped[str | None] = mapped_column(sa.Text)
+    in_flight: Mapped[int] = mapped_column(default=0)
+    memory_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    cooldown_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    failures: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    seen_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

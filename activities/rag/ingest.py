@@ -36,14 +36,9 @@ from domain.rag import (
     RemoveInput,
     finding_of,
 )
-from pydantic import BaseModel
+from domain.activity_inputs import DiscardInput
 
 log = logging.getLogger("hybrid_llm.rag")
-
-
-class DiscardInput(BaseModel):
-    version_id: int
-    error: str
 
 
 def _bad(e: BadUpload | UnknownVersion) -> ApplicationError:

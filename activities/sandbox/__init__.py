@@ -42,17 +42,10 @@ from domain.sandbox import (
     SandboxRef,
     check_caps,
 )
-from pydantic import BaseModel
+from domain.activity_inputs import SandboxSupport, StatusRequest
 
 __all__ = ["SandboxActivities", "SandboxSupport", "sweep_orphans"]
 log = logging.getLogger("hybrid_llm.sandbox")
-
-
-class SandboxSupport(BaseModel):
-    namespace: bool = True
-    microvm: bool = False
-    microvm_reason: str | None = None
-    cgroups: bool = False
 
 
 class SandboxActivities:
@@ -74,7 +67,7 @@ class SandboxActivities:
         return [self.support, self.create, self.configure, self.execute, self.deliver, self.destroy]
 
     @activity.defn(name="sandbox.support")
-    def support(self) -> SandboxSupport:
+    def support(self, _: StatusRequest | None = None) -> SandboxSupport:
         reason = unavailable_reason(self.microvm_dir, self.accel)
         return SandboxSupport(microvm=reason is None, microvm_reason=reason, cgroups=_cgroups.available())
 

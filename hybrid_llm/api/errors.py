@@ -9,6 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from temporalio.service import RPCError, RPCStatusCode
 
 from hybrid_llm.api.gate import TemporalGate
@@ -46,9 +47,23 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return _problem(422, f"invalid request: {describe_errors(errors)}", jsonable_encoder(detail))
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's, for non-UTF-8
+        return _problem(422, "invalid request: body: not valid JSON (UTF-8)")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method of the path, not just those of the first route that matched it
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _unavailable(_: Request, exc: Exception) -> JSONResponse:

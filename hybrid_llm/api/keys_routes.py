@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
 from activities.keys_store import KeyRecord, UnknownKey
@@ -17,6 +18,14 @@ from hybrid_llm.api.limits import SEE_EVERYTHING, ledger
 from hybrid_llm.api.routes import _AUTH
 from hybrid_llm.api.schemas import Problem
 
+def _iso_time(value: object) -> object:
+    """A time is written as one (ISO 8601): a bare number is not quietly read as seconds since 1970."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", value):
+        raise ValueError("give an ISO 8601 time, e.g. 2026-11-27T00:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
 router = APIRouter(tags=["keys"], dependencies=[Depends(authenticate)], responses=_AUTH)
 OperatorDep = Annotated[Principal, Depends(require(AccessRole.OPERATOR))]
 KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="The key's id (the hex part after `hlk_`).")]
@@ -28,9 +37,11 @@ class CreateKey(BaseModel):
     roles: list[AccessRole] = Field(min_length=1)
     models: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
         default=None, description="model allowlist; omitted = every model")
-    daily_tokens: int | None = Field(default=None, ge=0, description="tokens per UTC day; omitted = unlimited")
-    rpm: int | None = Field(default=None, ge=1, description="requests per minute; omitted = unlimited")
-    expires_in_s: float | None = Field(default=None, gt=0, le=100 * 365 * 86400,
+    # strict: "12" or 1.0 are type errors, not quietly converted
+    daily_tokens: int | None = Field(default=None, ge=0, strict=True,
+                                     description="tokens per UTC day; omitted = unlimited")
+    rpm: int | None = Field(default=None, ge=1, strict=True, description="requests per minute; omitted = unlimited")
+    expires_in_s: float | None = Field(default=None, ge=1, strict=True, le=100 * 365 * 86400,
                                        description="seconds until it expires; omitted = never")
 
 
@@ -65,7 +76,7 @@ async def revoke_key(key_id: KeyId, request: Request, principal: OperatorDep) ->
 
 @router.get("/v1/usage", response_model=Usage, tags=["usage"])
 async def usage(request: Request, principal: Annotated[Principal, Depends(require(*ALL_ROLES))],
-                since: Annotated[datetime | None, Query(description="From when (default: today 00:00 UTC).")] = None,
+                since: Annotated[IsoTime | None, Query(description="From when (default: today 00:00 UTC).")] = None,
                 all: Annotated[bool, Query(  # noqa: A002
                     description="Everyone's (auditors and operators only).")] = False,
                 ) -> Usage:

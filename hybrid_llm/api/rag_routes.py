@@ -8,6 +8,7 @@ import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, Field
 
 from domain.rag import MAX_K, MAX_QUERY_CHARS, BadUpload, check_size, FileHistory, SearchMode, SearchQuery, SearchResults, UploadReceipt
@@ -26,7 +27,8 @@ class UploadBody(BaseModel):
     model_config = {"extra": "forbid"}
     name: str = Field(min_length=1, max_length=1024, description="Name under uploads/, e.g. notes.md")
     content: str | None = Field(default=None, description="UTF-8 text content")
-    content_base64: str | None = Field(default=None, description="Or the bytes, base64 (e.g. a PDF)")
+    content_base64: str | None = Field(default=None, pattern=r"^[A-Za-z0-9+/]*={0,2}$",
+                                       description="Or the bytes, base64 (e.g. a PDF)")
     wait: bool = Field(default=False, description="Answer once indexed.")
 
 
@@ -62,8 +64,17 @@ async def search(request: Request, gate: GateDep, settings: SettingsDep, princip
                                    SearchQuery(query=q, k=k, mode=mode, per_document=per_document))
 
 
+_UPLOAD_FORM = {"type": "object", "required": ["file"], "properties": {
+    "file": {"type": "string", "format": "binary"}, "name": {"type": "string", "minLength": 1, "maxLength": 1024},
+    "wait": {"type": "boolean"}}}
+
+
 @router.post("/v1/uploads", status_code=202, response_model=Uploaded,
-             responses={413: {"model": Problem}, 422: {"model": Problem}, **_UNAVAILABLE})
+             responses={413: {"model": Problem}, 422: {"model": Problem}, **_UNAVAILABLE},
+             # The body is read by hand (JSON or multipart, size-checked first): document both forms.
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": UploadBody.model_json_schema()},
+                 "multipart/form-data": {"schema": _UPLOAD_FORM}}}})
 async def upload(request: Request, gate: GateDep, settings: SettingsDep, principal: UserDep) -> Uploaded:
     """Store a versioned upload and start indexing it. Multipart (`file`, optional `name`, `wait`) or JSON
     `{"name", "content" | "content_base64", "wait"?}`. 413 over the size limit; 422 for empty, binary,
@@ -109,7 +120,10 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes, bo
     if declared > 2 * max_bytes + 65536:  # base64 or multipart overhead; refused before reading the body
         raise HTTPException(413, f"request of {declared:,} bytes is over the upload limit of {max_bytes:,} bytes")
     if kind.startswith("multipart/form-data"):
-        form = await request.form()
+        try:
+            form = await request.form()
+        except StarletteHTTPException as e:  # Starlette's 400: the multipart body does not parse
+            raise HTTPException(422, f"invalid request: body: {e.detail}") from None
         file = form.get("file")
         if file is None or isinstance(file, str):
             raise HTTPException(422, "invalid request: file: a multipart field `file` is required")
@@ -129,5 +143,5 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes, bo
         return body.name, body.content.encode(), body.wait
     try:
         return body.name, base64.b64decode(body.content_base64 or "", validate=True), body.wait
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: not even ASCII
         raise HTTPException(422, "invalid request: content_base64 is not valid base64") from None

@@ -22,6 +22,11 @@ TUNING = {"history.transferProcessorMaxPollRPS": "10000", "worker.batcherRPS": "
 HOST = "127.0.0.1"
 
 
+def tuning_args() -> list[str]:
+    """The dev server's tuning as CLI arguments: the one definition `up`, tests and benchmarks use."""
+    return [arg for key, value in TUNING.items() for arg in ("--dynamic-config-value", f"{key}={value}")]
+
+
 def _search_attribute_args() -> list[str]:
     from workflows import search_attributes
 
@@ -85,9 +90,7 @@ class TemporalServer:
             args += ["--ui-codec-endpoint", self.codec_endpoint]
         if self.namespace != "default":
             args += ["--namespace", self.namespace]
-        for key, value in TUNING.items():
-            args += ["--dynamic-config-value", f"{key}={value}"]
-        return args + _search_attribute_args()
+        return args + tuning_args() + _search_attribute_args()
 
     def pid(self) -> int | None:
         """The pid of our server if it runs (pid file + a live `temporal` process on our db file)."""

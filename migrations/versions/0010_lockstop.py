@@ -3,7 +3,7 @@ release backoff, per-principal strikes for critical inputs, principal suspension
 security alerts for operators.
 
 Revision ID: 0010_lockstop
-Revises: 0007_approvals
+Revises: 0008_pool_state
 Create Date: 2026-11-27
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_lockstop"
-down_revision: str | Sequence[str] | None = "0007_approvals"
+down_revision: str | Sequence[str] | None = "0008_pool_state"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
