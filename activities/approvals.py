@@ -76,6 +76,7 @@ class ApprovalStore:
                 raise ApprovalRefused("the approval expired")
             if row.used_at is None:
                 row.used_at, row.used_by = datetime.now(timezone.utc), caller
+                s.flush()  # written in this transaction (before the row leaves the session)
             s.expunge(row)
             return row
 

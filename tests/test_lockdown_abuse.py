@@ -29,7 +29,7 @@ from domain.principals import AccessRole, Principal
 from domain.requests import RequestInput, RequestResult, UserRequest, workflow_id_for
 from hybrid_llm import lockdown_client
 from hybrid_llm.lockdown_client import LockdownError
-from hybrid_llm.request_client import failure_message, tuning_from
+from hybrid_llm.request_client import failure_message
 from tests.conftest import scripted
 
 USER = Principal(id="key-user-1", name="mallory", roles=(AccessRole.USER,))
@@ -51,7 +51,7 @@ async def start(client: Client, settings, prompt: str, principal: Principal | No
     """Start a request as the entry point would, stamped with `principal`; `signal` arrives with the start (in the
     workflow's first activation), as an attacker who knows the workflow id can arrange."""
     request = UserRequest(request_id=uuid.uuid4().hex, prompt=prompt)
-    payload = RequestInput(request=request, tuning=tuning_from(settings), principal=principal).model_dump(mode="json")
+    payload = RequestInput(request=request, principal=principal).model_dump(mode="json")
     from workflows.request import RequestWorkflow
 
     extra = dict(start_signal="lockdown", start_signal_args=[signal]) if signal is not None else {}

@@ -98,11 +98,14 @@ async def test_a_foreign_workflow_cannot_unlock_through_lockdown_persist(client,
 
     store.write(LockdownState(locked=True, epoch=7, reason="test", trigger=Trigger.PANIC, actor="test"))
     raw = await attacker(client)
-    async with run_worker(scripted_pool()):
-        outcome = await run_foreign(raw, "lockdown.persist", settings.task_queue,
-                                    input={"locked": False, "epoch": 8})
+    try:
+        async with run_worker(scripted_pool()):
+            outcome = await run_foreign(raw, "lockdown.persist", settings.task_queue,
+                                        input={"locked": False, "epoch": 8})
+        state = store.read()
+    finally:  # the session's database is shared: leave no deployment locked behind
+        store.write(LockdownState(locked=False, epoch=9))
     assert outcome == "refused: Failed decoding arguments"
-    state = store.read()
     assert state.locked and state.epoch == 7
 
 
