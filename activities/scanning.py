@@ -17,6 +17,9 @@ from domain.requests import ChatMessage
 from domain.scanning import ScanRequest, scan_output
 
 
+MODEL_WRITTEN = ("model_output", "delegation")
+
+
 class Scanner:
     def __init__(self, semantic: GuardActivities | None = None) -> None:
         self.semantic_layer = semantic
@@ -36,10 +39,11 @@ class Scanner:
 
 
     def learned(self, req: ScanRequest, rules: Verdict) -> Verdict:
-        """The learned layer, on by default for text coming into the platform (user prompts, documents, tool output,
-        hand-overs); a model's own output is judged by the rules (the heads were trained on inputs, not answers)."""
+        """The learned layer, on by default for text coming into the platform (user prompts, documents, tool
+        output); what models wrote (their output, and the hand-overs between them: a reviewer's findings read like
+        instructions) is judged by the rules: the heads were trained on inputs, not on models' work."""
         layer = self.semantic_layer
-        if layer is None or req.kind not in layer.learned_kinds() or req.source == "model_output":
+        if layer is None or req.kind not in layer.learned_kinds() or req.source in MODEL_WRITTEN:
             return rules
         return combine_learned(rules, layer.learned(req.text, req.kind, rules.risk))
 

@@ -46,7 +46,7 @@ OUT = Path(__file__).resolve().parent
 GOLDEN_APPROVER = Principal(id="golden-approver", name="golden approver", roles=(AccessRole.APPROVER,))
 GOLDEN_USER = Principal(id="golden-user", name="golden user", roles=(AccessRole.USER,))
 # A key for these recordings only (committed so the tests can open them); never a deployment's key.
-GOLDEN_KEYS = OUT / "codec-keys.json"
+GOLDEN_KEYS = OUT.parent / "golden-codec-keys.json"
 SECRET = "golden histories secret"
 LARGE_PROMPT = "Summarise this log:\n" + "\n".join(f"line {i}: heartbeat ok, queue depth {i % 7}" for i in range(400))
 
@@ -190,8 +190,7 @@ async def main() -> None:
             await env.shutdown()
             pg.stop()
     for old in OUT.glob("*.json"):
-        if old != GOLDEN_KEYS:
-            old.unlink()
+        old.unlink()
     for name, h in sorted(histories.items()):
         (OUT / f"{h.workflow_id}.json").write_text(json.dumps(json.loads(h.to_json()), indent=1) + "\n")
         print(f"{h.workflow_id}: {len(h.events)} events")
