@@ -215,14 +215,20 @@ def search_rankings(search: SearchActivities, embedder: Embedder, questions: lis
                     ) -> tuple[list[list[str]], list[float]]:
     vectors = embedder.encode([q for q, _ in questions])
     out, ms = [], []
-    for (q, _), v in zip(questions, vectors):
-        t0 = time.perf_counter()
-        if mode == "hybrid":
-            hits, _ = search.rank(q, v.tolist(), K)
-        else:  # one leg alone, best chunks as they come (no cap per document, no MMR)
-            hits, _ = search.rank(q, v.tolist(), K, mode=mode, per_document=K)
-        ms.append((time.perf_counter() - t0) * 1000)
-        out.append([doc_of(h.source) for h in hits])
+    hybrid = search.options
+    if mode != "hybrid":  # one leg alone, best chunks as they come (no cap per document, no MMR, no dedup)
+        search.options = hybrid.model_copy(update={"mmr_lambda": 1.0, "duplicate_similarity": 2.0})
+    try:
+        for (q, _), v in zip(questions, vectors):
+            t0 = time.perf_counter()
+            if mode == "hybrid":
+                hits, _ = search.rank(q, v.tolist(), K)
+            else:
+                hits, _ = search.rank(q, v.tolist(), K, mode=mode, per_document=K)
+            ms.append((time.perf_counter() - t0) * 1000)
+            out.append([doc_of(h.source) for h in hits])
+    finally:
+        search.options = hybrid
     return out, ms
 
 

@@ -195,3 +195,24 @@ async def test_term_statistics_follow_new_changed_and_deleted_documents(client, 
     assert _term_stats_drift(engine) == []
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT chunks FROM rag_terms WHERE lexeme = 'zebrawood'")).scalar() == 0
+
+
+class _PrefersBatteries:
+    """A reranker for the seam: scores passages about batteries highest (a cross-encoder would score relevance)."""
+
+    def scores(self, query: str, texts: list[str]) -> list[float]:
+        return [2.0 if "battery" in t else 0.0 for t in texts]
+
+
+async def test_a_reranker_reorders_the_candidates(client, settings, run_worker, scripted_pool, embedder, uploads,
+                                                  folder, engine):  # noqa: F811
+    from activities.rag.rerank import Reranker
+
+    async with run_worker(scripted_pool(), embedder=embedder):
+        await upload_and_wait(client, settings, uploads, f"{folder}/faults.md", CALIBRATION)
+    query = "humidity probe calibration salt kit"
+    vector = embedder.encode([query])[0].tolist()
+    plain, _ = SearchActivities(engine, embedder).rank(query, vector, 1)
+    assert isinstance(_PrefersBatteries(), Reranker)
+    reranked, _ = SearchActivities(engine, embedder, reranker=_PrefersBatteries()).rank(query, vector, 1)
+    assert "QV7731" in plain[0].text and "battery" in reranked[0].text

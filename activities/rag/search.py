@@ -151,8 +151,8 @@ class SearchActivities:
 
     def search_vector(self, vector: Sequence[float], k: int) -> list[SearchHit]:
         """Vector-only top k (no text, no diversity): what bench/rag.py compares with an exact scan."""
-        hits, _ = self.rank("", vector, k, mode="vector", per_document=k)
-        return hits
+        rows = self.candidates(vector, "", "vector")[:k]
+        return [_hit(r, float(r.similarity)) for r in rows]
 
     @activity.defn(name="rag.search")
     def search(self, query: SearchQuery) -> SearchResults:

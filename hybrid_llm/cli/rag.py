@@ -150,8 +150,11 @@ def register(app: typer.Typer) -> None:
         for i, hit in enumerate(results.results, start=1):
             console.print(f"[bold][{i}] {hit.score:.3f}[/] {hit.citation()}", highlight=False)
             if hit.finding is not None:
+                from rich.markup import escape
+
                 evidence = "; ".join(f"{e.rule}: {e.detail}" for e in hit.finding.evidence[:3])
-                console.print(f"[red]FLAGGED ({hit.finding.risk}: {', '.join(hit.finding.rules)})[/] {evidence}",
+                rules = ", ".join(hit.finding.rules)
+                console.print(f"[red]FLAGGED ({escape(hit.finding.risk)}: {escape(rules)})[/] {escape(evidence)}",
                               highlight=False)
             console.print(hit.text.strip()[:500], markup=False, highlight=False)
             console.print()
