@@ -158,8 +158,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     await ensure_search_attributes(client, settings.temporal_namespace)
     pool = build_pool(settings)
     embedder = Embedder()
-    if settings.router_embeddings or settings.guard_semantic:  # load in the background; poll at once
-        threading.Thread(target=embedder.encode, args=(["warm up"],), daemon=True, name="embedder-load").start()
+    # The guardrails' learned layer embeds every prompt: load MiniLM in the background now, and poll at once.
+    threading.Thread(target=embedder.encode, args=(["warm up"],), daemon=True, name="embedder-load").start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

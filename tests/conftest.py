@@ -102,14 +102,17 @@ def scripted(model_id: str, caps: tuple[str, ...] = ("general", "code", "securit
 
 
 @pytest.fixture
-def run_worker(client: Client, settings: Settings, engine) -> Callable:
-    """`async with run_worker(pool): ...` runs a worker for this test's task queue."""
+def run_worker(client: Client, settings: Settings, engine, embedder) -> Callable:
+    """`async with run_worker(pool): ...` runs a worker for this test's task queue, with the session's MiniLM (the
+    guardrails' learned layer embeds every prompt: loading it per test would make each first request slow)."""
+    session_embedder = embedder
 
     @asynccontextmanager
     async def _run(pool: LLMPool, task_queue: str | None = None, embedder=None,
                    client: Client = client) -> AsyncIterator[WorkerGroup]:
         """`client`: another connection, for a second worker on the same task queue (one worker per connection)."""
-        worker = build_worker(client, settings, pool, task_queue=task_queue, embedder=embedder, engine=engine)
+        worker = build_worker(client, settings, pool, task_queue=task_queue, embedder=embedder or session_embedder,
+                              engine=engine)
         async with worker:
             yield worker
 
@@ -203,10 +206,12 @@ def llama_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The MiniLM embedder from PyPI, loaded once per session."""
+    """The MiniLM embedder from PyPI, loaded once per session (now: the first request of a test must not pay it)."""
     from activities.embeddings import Embedder
 
-    return Embedder()
+    embedder = Embedder()
+    embedder.encode(["warm up"])
+    return embedder
 
 
 TEST_KEY_ROLES: dict[str, tuple[str, ...]] = {
@@ -215,7 +220,7 @@ TEST_KEY_ROLES: dict[str, tuple[str, ...]] = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def api_keys(engine) -> dict:
     """Real API keys in the session's PostgreSQL: `api_keys["user"]` (also `api_keys[AccessRole.USER]`) is
     `(Principal, key)`; also `user2` (a second user), `approver`, `operator`, `auditor`, one role each."""

@@ -73,7 +73,7 @@ async def test_request_runs_to_completion(api, client: Client, run_worker, scrip
         running = (await api.get(submitted["status_url"])).json()
         assert running["status"] == "running"
         assert running["result"] is None and running["error"] is None
-        assert running["progress"]["stage"] in {"received", "routing", "loading", "generating"}
+        assert running["progress"] and running["progress"]["stage"] in {"received", "routing", "loading", "generating"}, running
 
         body = await wait_until_closed(api, request_id)
 

@@ -151,14 +151,28 @@ async def complete_attempts(handle: WorkflowHandle) -> dict[str, tuple[int, int]
 
 
 async def readable_history(handle: WorkflowHandle) -> str:
-    """The full history JSON plus every payload's data decoded (`to_json()` keeps payloads base64-encoded)."""
+    """The full history JSON plus every payload's data decoded (`to_json()` keeps payloads base64-encoded), sealed
+    payloads opened with the deployment's key: what someone holding that key (an auditor) could read."""
+    from temporalio.api.common.v1 import Payload
+
+    from hybrid_llm.codec import SealingCodec
+
     raw = (await handle.fetch_history()).to_json()
+    codec = SealingCodec(keyring_of(handle._client))
     decoded: list[str] = []
+
+    def opened(node: dict) -> bytes:
+        payload = Payload(metadata={k: base64.b64decode(v) for k, v in node["metadata"].items()},
+                          data=base64.b64decode(node["data"]))
+        try:
+            return codec.unseal(payload).data
+        except ValueError:  # not sealed (search attributes)
+            return payload.data
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
             if isinstance(node.get("data"), str) and "metadata" in node:
-                decoded.append(base64.b64decode(node["data"]).decode("utf-8", "replace"))
+                decoded.append(opened(node).decode("utf-8", "replace"))
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
