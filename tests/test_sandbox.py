@@ -16,6 +16,7 @@ from domain.lockdown import Trigger
 from domain.sandbox import Limits, Origin, ReviewDecision, SandboxSpec
 from hybrid_llm import lockdown_client, sandbox_client
 from hybrid_llm.sandbox_worker import sandbox_dir
+from hybrid_llm.identity import local_principal
 from tests.helpers import TEST_APPROVER
 from tests.processes import acli, start_worker, wait_for_poller
 
@@ -142,7 +143,7 @@ async def test_rejection_delivers_nothing_and_approval_delivers_only_to_download
         ok = await handle2.result()
     assert out.status == "rejected" and out.delivered == [] and out.destroyed
     assert not (root / "downloads" / f"sandbox-{out.sandbox_id}").exists()
-    assert ok.status == "approved" and ok.decided_by.startswith("cli:")
+    assert ok.status == "approved" and ok.decided_by == local_principal(settings).label
     delivered = root / "downloads" / f"sandbox-{ok.sandbox_id}"
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == [
         f"downloads/sandbox-{ok.sandbox_id}/a.txt", f"downloads/sandbox-{ok.sandbox_id}/sub/b.txt"]

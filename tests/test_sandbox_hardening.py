@@ -14,12 +14,12 @@ from activities.sandbox import _cgroups
 from activities.blobs import BlobStore
 from domain.sandbox import Limits, LimitsRefused, Origin, ReviewDecision, SandboxSpec
 from hybrid_llm import sandbox_client
+from tests.helpers import TEST_APPROVER
 from tests.processes import acli
 from tests.test_sandbox import root, run, sh  # noqa: F401 - root is a fixture
 
 PROBE = r"""
 import ctypes, errno, json, os, subprocess, sys
-from tests.helpers import TEST_APPROVER
 libc = ctypes.CDLL(None, use_errno=True)
 out = {}
 def call(name, *args):
@@ -108,7 +108,7 @@ async def _api(api, method: str, url: str, request, **kw):
     r = None
     for role in ("user", "approver", "operator", "auditor"):
         r = await api.request(method, url, headers={"Authorization": f"Bearer {keys[role][1]}"}, **kw)
-        if r.status_code not in (401, 403):
+        if r.status_code not in (401, 403, 404):  # 404: another user's run (reads are scoped)
             return r
     return r
 
