@@ -65,9 +65,13 @@ async def list_keys(request: Request, principal: OperatorDep) -> list[KeyRecord]
     return await run_in_threadpool(key_store(request).list)
 
 
-@router.post("/v1/keys/{key_id}/revoke", response_model=KeyRecord, responses={404: {"model": Problem}})
+@router.post("/v1/keys/{key_id}/revoke", response_model=KeyRecord,
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
 async def revoke_key(key_id: KeyId, request: Request, principal: OperatorDep) -> KeyRecord:
-    """Revoke a key: refused from its next request on."""
+    """Revoke a key: refused from its next request on. Not the key making this call (an operator would lock
+    themselves out by mistake): revoke it with another operator key, or locally with `hybrid-llm keys revoke`."""
+    if key_id == principal.id:
+        raise HTTPException(409, "this is the key making the call: revoke it with another operator key or locally")
     try:
         return await run_in_threadpool(key_store(request).revoke, key_id)
     except UnknownKey as e:

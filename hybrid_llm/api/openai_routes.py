@@ -25,7 +25,7 @@ from domain.requests import REQUEST_ID_PATTERN, RequestResult, workflow_id_for
 from domain.streaming import AnswerEnd
 from hybrid_llm.answer_client import Delta, follow
 from hybrid_llm.api.errors import describe_errors
-from hybrid_llm.api.openai_schemas import ChatCompletionRequest, error_body, sse
+from hybrid_llm.api.openai_schemas import OPENAI_ERRORS, ChatCompletionRequest, error_body, sse
 from hybrid_llm.api.auth import authenticate
 from hybrid_llm.api.limits import admit, claim, may_read
 from hybrid_llm.api.routes import _AUTH, AnyRoleDep, GateDep, ReaderDep, SettingsDep, UserDep
@@ -74,7 +74,10 @@ class OpenAIRoute(APIRoute):
         return wrapped
 
 
-router = APIRouter(tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(authenticate)], responses=_AUTH)
+router = APIRouter(tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(authenticate)],
+                   responses=OPENAI_ERRORS)
+_SSE = {200: {"content": {"application/json": {}, "text/event-stream": {}},
+              "description": "the completion; with `stream: true`, server-sent events"}}
 CompletionId = Annotated[str, Path(pattern=r"^(chatcmpl-)?[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 
 
@@ -101,7 +104,7 @@ async def get_model(model_id: str, gate: GateDep, settings: SettingsDep, princip
     return found
 
 
-@router.post("/v1/chat/completions", response_model=None)
+@router.post("/v1/chat/completions", response_model=None, responses=_SSE)
 async def chat_completions(body: ChatCompletionRequest, request: Request, gate: GateDep, settings: SettingsDep,
                            principal: UserDep,
                            idempotency_key: Annotated[str | None, Header(pattern=REQUEST_ID_PATTERN)] = None,
@@ -138,7 +141,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gate: 
         "usage": usage, "system_fingerprint": None}, headers=headers)
 
 
-@router.get("/v1/chat/completions/{completion_id}/stream", response_model=None)
+@router.get("/v1/chat/completions/{completion_id}/stream", response_model=None,
+            responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
 async def resume_stream(completion_id: CompletionId, request: Request, gate: GateDep, principal: ReaderDep,
                         after: int = 0, last_event_id: Annotated[str | None, Header()] = None) -> Response:
     """Reconnect to a streamed completion (for EventSource and other SSE clients): the events after `Last-Event-ID`

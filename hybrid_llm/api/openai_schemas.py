@@ -111,6 +111,22 @@ class ChatCompletionRequest(BaseModel):
             json_schema=schema or None, stream=self.stream, end_user=self.user)
 
 
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error shape, which every error of the OpenAI routes takes."""
+
+    error: OpenAIErrorDetail
+
+
+OPENAI_ERRORS = {status: {"model": OpenAIError} for status in (400, 401, 403, 404, 409, 413, 429, 503)}
+
+
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
     """OpenAI's error shape."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
