@@ -53,7 +53,7 @@ class ReviewVerdict(BaseModel):
 REVIEW_SCHEMA = {
     "type": "object",
     "properties": {"verdict": {"type": "string", "enum": ["approve", "changes"]},
-                   "findings": {"type": "array", "items": {"type": "string"}, "maxItems": 10}},
+                   "findings": {"type": "array", "items": {"type": "string", "maxLength": 240}, "maxItems": 5}},
     "required": ["verdict", "findings"],
 }
 
