@@ -59,10 +59,11 @@ REVIEW_SCHEMA = {
 
 
 def parse_review(text: str) -> ReviewVerdict:
-    """A reviewer's structured verdict. Anything unparseable is NOT an approval (fail safe)."""
+    """A reviewer's structured verdict. Anything unparseable is NOT an approval (fail safe). Raw line breaks inside
+    strings are accepted (`strict=False`): llama.cpp's JSON grammar lets a model write them."""
     match = re.search(r"\{.*\}", text, re.DOTALL)
     try:
-        return ReviewVerdict.model_validate(json.loads(match.group(0) if match else text))
+        return ReviewVerdict.model_validate(json.loads(match.group(0) if match else text, strict=False))
     except (ValueError, ValidationError):
         return ReviewVerdict(verdict="changes", findings=["the reviewer's answer was not a valid verdict: "
                                                           + text[:200]])

@@ -118,3 +118,13 @@ async def test_collaboration_with_the_real_local_model(client, settings, run_wor
                                                result_type=DelegationResult).result()).review
     assert review is not None and not any("not a valid verdict" in f for f in review.findings)
     assert result.review_approved is (review.verdict == "approve")
+
+
+def test_a_verdict_with_raw_line_breaks_in_a_finding_parses_and_garbage_never_approves():
+    """llama.cpp's JSON grammar lets a small model put raw newlines inside strings (seen in a clean-clone run)."""
+    from domain.delegation import parse_review
+
+    raw = '{"verdict": "changes", "findings": ["line one\nline two", "salt reused"]}'
+    assert parse_review(raw).model_dump() == {"verdict": "changes", "findings": ["line one\nline two", "salt reused"]}
+    assert parse_review('{"verdict": "approve", "findings": ["cut off').verdict == "changes"
+    assert parse_review('{"verdict": "yes"}').verdict == "changes"

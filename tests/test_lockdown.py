@@ -67,7 +67,11 @@ async def test_lockdown_pauses_100_in_flight_requests_and_an_authenticated_relea
         done_while_locked = statuses.count("COMPLETED")
         assert done_while_locked < 100
         waiting = handles[statuses.index("RUNNING")]
-        assert (await waiting.query("progress"))["stage"] == "paused"
+
+        async def paused() -> bool:  # a starved machine may take seconds per workflow task to see the signal
+            return (await waiting.query("progress"))["stage"] == "paused"
+
+        await wait_until(paused)
 
         async def locked_visible() -> bool:
             count = await client.count_workflows(f"TaskQueue = '{settings.task_queue}' AND Locked = true")
