@@ -35,10 +35,15 @@ from domain.rag import (
 # Each leg over-fetches, then keeps the chunks of current versions (staged chunks of an ingestion in progress
 # are skipped). ef_search is the HNSW candidate list: larger = better recall, slower.
 # The full-text leg scores like BM25 without term frequency: the sum of the inverse document frequencies
-# (rag_terms) of the query's words a chunk holds, from each word's GIN posting list (no tsvector is read back).
-# Only the query's `max_terms` rarest words are looked up, and words in more than `max_df` of all chunks (and more
-# than 100) are not (they say little and match most chunks); each word's postings are read up to `text_scan_limit`.
-_SEARCH = sa.text("""
+# (rag_terms) of the query's words a chunk holds. Only the query's `max_terms` rarest words count, and words in
+# more than `max_df` of all chunks (and more than 100) do not (they say little and match most chunks).
+# Its work is bounded by `text_budget` chunks read: the rarest words whose chunks add up to at most the budget (at
+# least the rarest word) find the candidates, in one GIN bitmap scan of their OR, at most `text_budget` of them;
+# each candidate is then scored on all the words (its tsvector, already read, against each word). A chunk holding
+# only words left out of the OR scores at most the sum of their (small) IDFs, below the candidates holding a rarer
+# word; when all the words' chunks fit the budget (any corpus of a few thousand chunks), the ranking is exact.
+# A word becomes a tsquery as a quoted lexeme (quotes and backslashes doubled), never parsed as query syntax.
+_SEARCH = sa.text(r"""
 WITH nn AS MATERIALIZED (
     SELECT id, version_id, embedding <=> CAST(:q AS vector) AS distance
     FROM chunks ORDER BY embedding <=> CAST(:q AS vector) LIMIT :fetch_vector
@@ -48,22 +53,27 @@ vec AS (
     FROM nn JOIN documents d ON d.current_version_id = nn.version_id
 ),
 terms AS MATERIALIZED (
-    SELECT s.lexeme, ln(1 + (n.chunks - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
-           quote_literal(s.lexeme)::tsquery AS tq
+    SELECT s.lexeme, s.chunks AS df, ln(1 + (n.chunks - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
+           '''' || replace(replace(s.lexeme, '\', '\\'), '''', '''''') || '''' AS literal
     FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :text))) AS lexeme) w
     JOIN rag_terms s ON s.lexeme = w.lexeme AND s.lexeme <> ''
     CROSS JOIN (SELECT greatest(chunks, 1) AS chunks FROM rag_terms WHERE lexeme = '') n
     WHERE :fetch_text > 0 AND s.chunks > 0 AND s.chunks <= greatest(:max_df * n.chunks, 100)
     ORDER BY idf DESC, s.lexeme LIMIT :max_terms
 ),
-postings AS MATERIALIZED (
-    SELECT p.id, p.version_id, t.idf FROM terms t
-    CROSS JOIN LATERAL (SELECT id, version_id FROM chunks WHERE tsv @@ t.tq LIMIT :scan_limit) p
+scored AS MATERIALIZED (SELECT idf, literal::tsquery AS tq FROM terms),
+finders AS MATERIALIZED (
+    SELECT string_agg(literal, ' | ')::tsquery AS tq FROM (
+        SELECT literal, sum(df) OVER w AS reach, row_number() OVER w AS i FROM terms
+        WINDOW w AS (ORDER BY idf DESC, lexeme)) t
+    WHERE reach <= :text_budget OR i = 1
 ),
 txt AS (
-    SELECT p.id, sum(p.idf) AS score, row_number() OVER (ORDER BY sum(p.idf) DESC, p.id DESC) AS r
-    FROM postings p JOIN documents d ON d.current_version_id = p.version_id
-    GROUP BY p.id
+    SELECT id, score, row_number() OVER (ORDER BY score DESC, id DESC) AS r FROM (
+        SELECT c.id, (SELECT sum(s.idf) FROM scored s WHERE c.tsv @@ s.tq) AS score
+        FROM (SELECT id, version_id, tsv FROM chunks WHERE tsv @@ (SELECT tq FROM finders) LIMIT :text_budget) c
+        JOIN documents d ON d.current_version_id = c.version_id
+        ORDER BY score DESC, c.id DESC LIMIT :fetch_text) best
 ),
 fused AS (
     SELECT id, sum(score) AS score FROM (
@@ -109,7 +119,7 @@ class SearchActivities:
         fetch_vector = 0 if mode == "text" else fetch
         fetch_text = 0 if mode == "vector" else fetch
         params = {"q": vector_literal(vector), "text": text if fetch_text else "", "fetch_vector": fetch_vector,
-                  "fetch_text": fetch_text, "scan_limit": o.text_scan_limit if fetch_text else 0,
+                  "fetch_text": fetch_text, "text_budget": o.text_budget if fetch_text else 0,
                   "rrf_k": o.rrf_k, "vector_weight": o.vector_weight, "text_weight": o.text_weight,
                   "max_terms": o.max_terms, "max_df": o.max_df}
         with self.engine.begin() as conn:
