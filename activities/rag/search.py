@@ -122,8 +122,9 @@ class SearchActivities:
                   "fetch_text": fetch_text, "text_budget": o.text_budget if fetch_text else 0,
                   "rrf_k": o.rrf_k, "vector_weight": o.vector_weight, "text_weight": o.text_weight,
                   "max_terms": o.max_terms, "max_df": o.max_df}
-        with self.engine.begin() as conn:
-            conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, fetch)}"))
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement: no BEGIN/COMMIT trips
+            _session_setting(conn, "hnsw.ef_search", max(self.ef_search, fetch))
             return conn.execute(_SEARCH, params).all()
 
     def relevance(self, rows: list, mode: SearchMode) -> list[float]:
@@ -184,6 +185,15 @@ class SearchActivities:
 
     def all(self) -> list:
         return [self.search, self.retrieve]
+
+
+def _session_setting(conn: sa.Connection, name: str, value: int) -> None:
+    """SET a setting for the session of this pooled connection, once: the value is remembered with the connection
+    (SQLAlchemy clears that memory when the connection is closed), so the search itself is one round trip."""
+    known = conn.connection.info.setdefault("search_settings", {})
+    if known.get(name) != value:
+        conn.exec_driver_sql(f"SET {name} = {int(value)}")
+        known[name] = value
 
 
 def _unpack(raw: bytes) -> np.ndarray:

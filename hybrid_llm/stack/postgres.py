@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 
 SYSTEM_USER = "embedded_postgres"
+# PostgreSQL's default (128 MB) holds less than the HNSW index of 100,000 chunks (~195 MB at 384 dimensions) plus
+# the chunks they point to: every search then reads pages back from the OS (bench/rag.py: ~760 reads per vector
+# query at 128 MB, ~0 at 512 MB). Memory is taken as pages are used, not up front.
+SHARED_BUFFERS = "512MB"
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes on Linux, including the final NUL
 
 
@@ -70,7 +74,7 @@ class EmbeddedPostgres:
         user = self._prepare_dirs()
         if not (self.data_dir / "PG_VERSION").exists():
             self._run("initdb", ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"], user)
-        options = f"-h '' -k {shlex.quote(str(self.socket_dir))} -p {self.port}"
+        options = f"-h '' -k {shlex.quote(str(self.socket_dir))} -p {self.port} -c shared_buffers={SHARED_BUFFERS}"
         self._run("pg_ctl", ["-w", "-t", str(int(timeout_s)), "-o", options, "-l", str(self.log_file), "start"],
                   user, timeout=timeout_s + 5)
         pid = self.pid()
