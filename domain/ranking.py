@@ -56,7 +56,9 @@ def diversify(relevance: Sequence[float], vectors: np.ndarray | None, documents:
     rel = np.asarray(relevance, dtype=np.float64)
     top = rel.max()
     rel = rel / top if top > 0 else rel
-    sims = vectors @ vectors.T if vectors is not None and (mmr_lambda < 1.0 or duplicate <= 1.0) else None
+    # Similarities to each chosen passage, one row at a time (k matrix-vector products): the full n x n product
+    # costs more than the whole choice and, run by a multithreaded BLAS on a busy machine, milliseconds.
+    similar = vectors is not None and (mmr_lambda < 1.0 or duplicate <= 1.0)
     per_doc: dict[object, int] = {}
     chosen: list[int] = []
     max_sim = np.zeros(n)
@@ -73,7 +75,8 @@ def diversify(relevance: Sequence[float], vectors: np.ndarray | None, documents:
             continue
         per_doc[doc] = per_doc.get(doc, 0) + 1
         chosen.append(best)
-        if sims is not None:
-            max_sim = np.maximum(max_sim, sims[best])
-            available &= sims[best] < duplicate
+        if similar:
+            row = vectors @ vectors[best]
+            max_sim = np.maximum(max_sim, row)
+            available &= row < duplicate
     return sorted(chosen, key=lambda i: (-relevance[i], i))
