@@ -11,6 +11,7 @@ and left out of a request's context unless the operator allows them.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 
@@ -41,12 +42,16 @@ from domain.rag import (
 # least the rarest word) find the candidates, in one GIN bitmap scan of their OR, at most `text_budget` of them;
 # each candidate is then scored on all the words (its tsvector, already read, against each word). A chunk holding
 # only words left out of the OR scores at most the sum of their (small) IDFs, below the candidates holding a rarer
-# word; when all the words' chunks fit the budget (any corpus of a few thousand chunks), the ranking is exact.
+# word; when all the words' chunks fit the budget, the ranking is exact (bench/rag_quality.py: the same figures
+# with budgets of 100, 300, 1,000 and unbounded).
+# The query text is turned into words in a sub-SELECT so that the planner estimates the same with and without
+# its value: the prepared statement's generic plan then costs no more than a fresh one and is kept (see
+# _search_sql).
 # A word becomes a tsquery as a quoted lexeme (quotes and backslashes doubled), never parsed as query syntax.
-_SEARCH = sa.text(r"""
+_SEARCH = r"""
 WITH nn AS MATERIALIZED (
     SELECT id, version_id, embedding <=> CAST(:q AS vector) AS distance
-    FROM chunks ORDER BY embedding <=> CAST(:q AS vector) LIMIT :fetch_vector
+    FROM chunks ORDER BY embedding <=> CAST(:q AS vector) LIMIT {fetch_vector}
 ),
 vec AS (
     SELECT nn.id, nn.distance, row_number() OVER (ORDER BY nn.distance, nn.id DESC) AS r
@@ -55,31 +60,31 @@ vec AS (
 terms AS MATERIALIZED (
     SELECT s.lexeme, s.chunks AS df, ln(1 + (n.chunks - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
            '''' || replace(replace(s.lexeme, '\', '\\'), '''', '''''') || '''' AS literal
-    FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :text))) AS lexeme) w
+    FROM (SELECT DISTINCT unnest(tsvector_to_array((SELECT to_tsvector('english', :text)))) AS lexeme) w
     JOIN rag_terms s ON s.lexeme = w.lexeme AND s.lexeme <> ''
     CROSS JOIN (SELECT greatest(chunks, 1) AS chunks FROM rag_terms WHERE lexeme = '') n
-    WHERE :fetch_text > 0 AND s.chunks > 0 AND s.chunks <= greatest(:max_df * n.chunks, 100)
-    ORDER BY idf DESC, s.lexeme LIMIT :max_terms
+    WHERE {fetch_text} > 0 AND s.chunks > 0 AND s.chunks <= greatest(:max_df * n.chunks, 100)
+    ORDER BY idf DESC, s.lexeme LIMIT {max_terms}
 ),
 scored AS MATERIALIZED (SELECT idf, literal::tsquery AS tq FROM terms),
 finders AS MATERIALIZED (
     SELECT string_agg(literal, ' | ')::tsquery AS tq FROM (
         SELECT literal, sum(df) OVER w AS reach, row_number() OVER w AS i FROM terms
         WINDOW w AS (ORDER BY idf DESC, lexeme)) t
-    WHERE reach <= :text_budget OR i = 1
+    WHERE reach <= {text_budget} OR i = 1
 ),
 txt AS (
     SELECT id, score, row_number() OVER (ORDER BY score DESC, id DESC) AS r FROM (
         SELECT c.id, (SELECT sum(s.idf) FROM scored s WHERE c.tsv @@ s.tq) AS score
-        FROM (SELECT id, version_id, tsv FROM chunks WHERE tsv @@ (SELECT tq FROM finders) LIMIT :text_budget) c
+        FROM (SELECT id, version_id, tsv FROM chunks WHERE tsv @@ (SELECT tq FROM finders) LIMIT {text_budget}) c
         JOIN documents d ON d.current_version_id = c.version_id
-        ORDER BY score DESC, c.id DESC LIMIT :fetch_text) best
+        ORDER BY score DESC, c.id DESC LIMIT {fetch_text}) best
 ),
 fused AS (
     SELECT id, sum(score) AS score FROM (
-        SELECT id, :vector_weight / (:rrf_k + r) AS score FROM vec WHERE r <= :fetch_vector
+        SELECT id, :vector_weight / (:rrf_k + r) AS score FROM vec WHERE r <= {fetch_vector}
         UNION ALL
-        SELECT id, :text_weight / (:rrf_k + r) FROM txt WHERE r <= :fetch_text
+        SELECT id, :text_weight / (:rrf_k + r) FROM txt WHERE r <= {fetch_text}
     ) legs GROUP BY id
 )
 SELECT f.id, f.score, vec.r AS vector_rank, txt.r AS text_rank,
@@ -94,7 +99,16 @@ JOIN document_versions v ON v.id = c.version_id
 LEFT JOIN vec ON vec.id = f.id
 LEFT JOIN txt ON txt.id = f.id
 ORDER BY f.score DESC, f.id DESC  -- ties (copies of one text): the newest first
-""")
+"""
+
+
+@functools.lru_cache(maxsize=64)
+def _search_sql(fetch_vector: int, fetch_text: int, text_budget: int, max_terms: int) -> sa.TextClause:
+    """The statement with its row limits written in. psycopg prepares it on the server after a few runs; with the
+    limits as parameters PostgreSQL would plan it again at every run (its generic plan cannot know the LIMITs and
+    looks dearer: ~1-2 ms of planning per query), with them written in it keeps one plan."""
+    return sa.text(_SEARCH.format(fetch_vector=int(fetch_vector), fetch_text=int(fetch_text),
+                                  text_budget=int(text_budget), max_terms=int(max_terms)))
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -118,14 +132,13 @@ class SearchActivities:
         fetch = o.candidates
         fetch_vector = 0 if mode == "text" else fetch
         fetch_text = 0 if mode == "vector" else fetch
-        params = {"q": vector_literal(vector), "text": text if fetch_text else "", "fetch_vector": fetch_vector,
-                  "fetch_text": fetch_text, "text_budget": o.text_budget if fetch_text else 0,
-                  "rrf_k": o.rrf_k, "vector_weight": o.vector_weight, "text_weight": o.text_weight,
-                  "max_terms": o.max_terms, "max_df": o.max_df}
+        params = {"q": vector_literal(vector), "text": text if fetch_text else "", "rrf_k": o.rrf_k,
+                  "vector_weight": o.vector_weight, "text_weight": o.text_weight, "max_df": o.max_df}
+        statement = _search_sql(fetch_vector, fetch_text, o.text_budget if fetch_text else 0, o.max_terms)
         with self.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement: no BEGIN/COMMIT trips
             _session_setting(conn, "hnsw.ef_search", max(self.ef_search, fetch))
-            return conn.execute(_SEARCH, params).all()
+            return conn.execute(statement, params).all()
 
     def relevance(self, rows: list, mode: SearchMode) -> list[float]:
         """rrf: the fused reciprocal-rank score; linear: cosine similarity + text_weight x the share of the query's
