@@ -8,6 +8,9 @@ Prints progress to stderr and one JSON object as the last line of stdout:
                  by RRF, joined to current versions, then MMR and the per-document cap; k=5; the query's embedding
                  is not included) on --corpus chunks bulk-loaded by COPY, then indexed (HNSW + GIN)
   vector_query_ms_p50, vector_query_ms_p99   the vector leg alone, same queries (the baseline in this run)
+  text_query_ms_p50, text_query_ms_p99   the full-text leg alone (mode "text"), same queries
+  text_hits_top5   queries with a full-text match among the hybrid top 5
+  load_average_1m   the machine's load when the search figures were done (they are wall-clock times)
   hnsw_recall_at_5_vs_exact   the vector leg's top 5 against an exact scan (numpy, same vectors): how much the
                  approximate index loses. It says nothing about whether the right passage is found: that is
                  bench/rag_quality.py's job.
@@ -205,25 +208,31 @@ def search_figures(engine: sa.Engine, embedder: Embedder, n: int, queries: int, 
     search = SearchActivities(engine, embedder) if ef is None else SearchActivities(engine, embedder, ef_search=ef)
     for q, t in zip(qs[:20], qtexts[:20]):  # warm the index pages and the connection pool
         search.rank(t, q.tolist(), 5)
-    hybrid, vector, recalls, text_hits = [], [], [], 0
-    for q, t in zip(qs, qtexts):  # interleaved: both see the same machine load
+    hybrid, vector, text, recalls, text_hits = [], [], [], [], 0
+    for q, t in zip(qs, qtexts):  # interleaved: all see the same machine load
         t0 = time.perf_counter()
         hits, _ = search.rank(t, q.tolist(), 5)
         hybrid.append((time.perf_counter() - t0) * 1000)
         text_hits += any(h.text_rank is not None for h in hits)
+        t0 = time.perf_counter()
+        search.rank(t, q.tolist(), 5, mode="text")
+        text.append((time.perf_counter() - t0) * 1000)
         t0 = time.perf_counter()
         nearest = search.search_vector(q.tolist(), 5)
         vector.append((time.perf_counter() - t0) * 1000)
         exact = set((np.argsort(-(vectors @ q))[:5] + 1).tolist())
         recalls.append(len(exact & {h.chunk_id for h in nearest}) / 5)
     say(f"hybrid search on {n} chunks: p50 {statistics.median(hybrid):.2f} ms, p99 {p99(hybrid):.2f} ms; vector "
-        f"leg alone p50 {statistics.median(vector):.2f} ms, p99 {p99(vector):.2f} ms; HNSW recall@5 vs exact "
+        f"leg alone p50 {statistics.median(vector):.2f} ms, p99 {p99(vector):.2f} ms; full-text leg alone p50 "
+        f"{statistics.median(text):.2f} ms, p99 {p99(text):.2f} ms; HNSW recall@5 vs exact "
         f"{statistics.mean(recalls):.3f}; queries with a full-text match in the top 5: {text_hits}/{len(qs)}")
     return {"corpus": n, "queries": queries, "ef_search": search.ef_search,
             "query_ms_p50": round(statistics.median(hybrid), 2), "query_ms_p99": round(p99(hybrid), 2),
             "vector_query_ms_p50": round(statistics.median(vector), 2), "vector_query_ms_p99": round(p99(vector), 2),
+            "text_query_ms_p50": round(statistics.median(text), 2), "text_query_ms_p99": round(p99(text), 2),
             "hybrid_over_vector_p99": round(p99(hybrid) / p99(vector), 2),
-            "hnsw_recall_at_5_vs_exact": round(statistics.mean(recalls), 4)}
+            "hnsw_recall_at_5_vs_exact": round(statistics.mean(recalls), 4),
+            "text_hits_top5": text_hits, "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
 async def main() -> None:
