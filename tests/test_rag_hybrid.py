@@ -88,6 +88,20 @@ async def test_mmr_keeps_a_near_duplicate_from_taking_a_place(client, settings, 
     assert "c.md" in mine(diverse) and len(mine(diverse)) == 2  # one twin and the other passage
 
 
+async def test_full_text_leg_quotes_odd_words_and_scores_its_candidates_on_every_word(
+        client, settings, run_worker, scripted_pool, embedder, uploads, folder, engine):  # noqa: F811
+    both = "# Mirrors\n\nThe quarnix archive moved to https://mirror.example/o'brien with its checksums.\n"
+    one = "# Mirrors 2\n\nThe quarnix archive is mirrored nowhere else.\n"
+    async with run_worker(scripted_pool(), embedder=embedder):
+        for name, text in (("both.md", both), ("one.md", one)):
+            await upload_and_wait(client, settings, uploads, f"{folder}/{name}", text)
+    query = "quarnix at https://mirror.example/o'brien"  # a lexeme holding a quote: quoted, not parsed as syntax
+    search = SearchActivities(engine, embedder, options=RankingOptions(text_budget=100))
+    hits, _ = search.rank(query, embedder.encode([query])[0].tolist(), 5, mode="text")
+    mine = [h.source.rsplit("/", 1)[-1] for h in hits if f"/{folder}/" in h.source]
+    assert mine[:2] == ["both.md", "one.md"]  # both found by their rarest word, ranked on all the words they hold
+
+
 def test_diversify_caps_documents_and_skips_duplicates() -> None:
     v = np.eye(4, dtype=np.float32)
     dup = np.vstack([v[0], v[0], v[1], v[2]])
