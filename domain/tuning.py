@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 
 class Tuning(BaseModel):
-    llm_heartbeat_timeout_s: float = Field(default=1.0, gt=0)
+    llm_heartbeat_timeout_s: float = Field(default=1.5, gt=0)
     llm_start_to_close_s: float = Field(default=600.0, gt=0)
     llm_max_attempts: int = Field(default=3, ge=1)
     retry_initial_interval_s: float = Field(default=0.1, gt=0)

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
                                                 "{\"llm-admins\": [\"operator\"]}; unmapped values grant nothing.")
     oidc_models_claim: str | None = Field(default=None, description="Claim with the model allowlist (a list).")
     # Activity tuning (seconds). Short heartbeats make recovery from a dead worker quick.
-    llm_heartbeat_timeout_s: float = Field(default=1.0, gt=0)
+    llm_heartbeat_timeout_s: float = Field(default=1.5, gt=0)
     llm_start_to_close_s: float = Field(default=600.0, gt=0)
     llm_max_attempts: int = Field(default=3, ge=1)
     model_cooldown_s: float = Field(default=60.0, ge=0)
