@@ -88,7 +88,8 @@ fused AS (
     ) legs GROUP BY id
 )
 SELECT f.id, f.score, vec.r AS vector_rank, txt.r AS text_rank,
-       coalesce(txt.score / nullif((SELECT sum(idf) FROM terms), 0), 0) AS text_score,
+       coalesce((SELECT sum(s.idf) FROM scored s WHERE c.tsv @@ s.tq) / nullif((SELECT sum(idf) FROM terms), 0), 0)
+           AS text_score,  -- every candidate, the vector leg's too, scored on the query's words
        1 - (c.embedding <=> CAST(:q AS vector)) AS similarity,
        c.sha256, c.text, c.position, c.start_line, c.end_line, c.section, c.page, c.flagged, c.finding,
        c.document_id, vector_send(c.embedding) AS embedding, d.path, v.version, v.sha256 AS version_sha256
