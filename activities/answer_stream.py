@@ -46,25 +46,19 @@ class AnswerWriter:
         self._converter = client.data_converter.payload_converter
         self._handle = handle
         self._publisher = uuid.uuid4().hex[:16]
-        self._queue: asyncio.Queue[AnswerChunk | None] | None = None
-        ready = asyncio.run_coroutine_threadsafe(self._make_queue(), loop)
-        ready.result(TIMEOUT_S)
+        # Opening does not wait for the loop (the model's prompt is evaluated meanwhile): the queue binds to the
+        # loop on first use, and only the loop touches it (writes arrive by call_soon_threadsafe).
+        self._queue: asyncio.Queue[AnswerChunk | None] = asyncio.Queue()
         self._sender = asyncio.run_coroutine_threadsafe(self._send_all(), loop)
 
-    async def _make_queue(self) -> None:
-        self._queue = asyncio.Queue()
-
     def write(self, chunk: AnswerChunk) -> None:
-        assert self._queue is not None
         self._loop.call_soon_threadsafe(self._queue.put_nowait, chunk)
 
     def close(self) -> None:
-        assert self._queue is not None
         self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
         self._sender.result(TIMEOUT_S)
 
     async def _send_all(self) -> None:
-        assert self._queue is not None
         sequence, done = 0, False
         while not done:
             first = await self._queue.get()

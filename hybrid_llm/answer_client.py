@@ -41,9 +41,11 @@ POLL = "__temporal_workflow_stream_poll"
 PUBLISH = "__temporal_workflow_stream_publish"
 SAFETY_POLL_S = 2.0  # a query at least this often while the answer has not ended, whatever the history shows
 
-# History events that never make the workflow publish the end: its own bookkeeping, and what it writes itself.
-# Anything else (an activity or child finished, a timer fired, a marker, another signal, the run closed) may.
+# History events after which the workflow does not publish the end: its own bookkeeping, and what it writes itself
+# (a local activity's marker included: the request workflow publishes the end after its model's activity finished).
+# Anything else (an activity or child finished, a timer fired, another signal, the run closed) may.
 _QUIET = frozenset({
+    EventType.EVENT_TYPE_MARKER_RECORDED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
     EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
     EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
