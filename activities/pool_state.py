@@ -4,13 +4,16 @@ pool the router saw (the model loaded there, or cooling down there).
 
 Each worker publishes its rows when a model is loaded, unloaded or cools down, and every `publish_every_s`
 (liveness); rows older than `stale_after_s` belong to a gone worker and are ignored. Times are the database's
-(`now()`), so workers' clocks do not matter.
+(`now()`), so workers' clocks do not matter. Readers keep the rows for `read_cache_s` (a fraction of the publishing
+interval, so no staler than the rows themselves); this worker's own pool is always read live, and a cooldown this
+worker reports clears the cache at once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -30,15 +33,18 @@ def pool_queue(task_queue: str, worker_id: str) -> str:
 
 class SharedPool:
     def __init__(self, pool: LLMPool, engine: sa.Engine, scope: str, worker_queue: str,
-                 publish_every_s: float = 1.0, stale_after_s: float = 5.0) -> None:
+                 publish_every_s: float = 1.0, stale_after_s: float = 5.0, read_cache_s: float = 0.25) -> None:
         self.pool = pool
         self.engine = engine
         self.scope = scope
         self.worker_queue = worker_queue
         self.publish_every_s = publish_every_s
         self.stale_after_s = stale_after_s
+        self.read_cache_s = read_cache_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._rows: tuple[float, list] | None = None  # (monotonic time read, rows)
+        self._generation = 0  # bumped by a cooldown: a read that raced with it is not cached
 
     # Publishing (this worker's rows) ----------------------------------------------------------------------------
     def publish(self) -> None:
@@ -65,6 +71,8 @@ class SharedPool:
             conn.execute(sa.update(T).where(T.c.worker_queue == queue, T.c.model_id == model_id).values(
                 cooldown_until=sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, self.pool.cooldown_s),
                 failures=T.c.failures + 1, last_error=error[:500]))
+        self._generation += 1
+        self._rows = None
 
     def withdraw(self) -> None:
         with self.engine.begin() as conn:
@@ -92,13 +100,23 @@ class SharedPool:
                 log.warning("publishing the pool state failed (routing elsewhere sees it stale): %s", e)
 
     # Reading (the deployment's pool) ----------------------------------------------------------------------------
-    def snapshot(self) -> PoolSnapshot:
+    def _published(self) -> list:
+        cached = self._rows
+        if cached is not None and time.monotonic() - cached[0] < self.read_cache_s:
+            return cached[1]
         remaining = sa.func.greatest(0, sa.extract("epoch", T.c.cooldown_until - sa.func.now()))
         query = sa.select(T, remaining.label("cooldown_s")).where(
             T.c.scope == self.scope,
             T.c.seen_at > sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, self.stale_after_s))
+        read_at, generation = time.monotonic(), self._generation
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
+        if generation == self._generation:
+            self._rows = (read_at, rows)
+        return rows
+
+    def snapshot(self) -> PoolSnapshot:
+        rows = self._published()
         own_cooldown = {r["model_id"]: float(r["cooldown_s"] or 0) for r in rows
                         if r["worker_queue"] == self.worker_queue}
         models: list[ModelStatus] = []

@@ -5,6 +5,7 @@ the user's prompt and system text scanned, the pool that will serve it, and the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from temporalio import activity
 
@@ -22,13 +23,16 @@ class PreflightActivities:
         self.scanner = scanner
         self.policy = policy
         self.policy_version = policy_version
+        # The pool is read (PostgreSQL) while the prompt is scanned (MiniLM): neither waits for the other.
+        self._reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight-pool")
 
     @activity.defn(name="request.preflight")
     def preflight(self, inp: PreflightInput) -> Preflight:
+        pool = self._reads.submit(self.snapshot)
         semantic = self.policy.guard_semantic  # the worker's setting, whatever the caller sent
         verdict = self.scanner.scan(ScanRequest(text=inp.prompt, kind="prompt", source="user", semantic=semantic))
         system = None
         if inp.system:
             system = self.scanner.scan(ScanRequest(text=inp.system, kind="prompt", source="user", semantic=semantic))
-        return Preflight(pool=self.snapshot(), verdict=verdict, system_verdict=system, policy=self.policy,
+        return Preflight(pool=pool.result(), verdict=verdict, system_verdict=system, policy=self.policy,
                          policy_version=self.policy_version)
