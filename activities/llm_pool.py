@@ -105,7 +105,7 @@ class LLMPool:
         with self._lock:
             slot.in_flight += 1
         try:
-            while not slot.concurrency.acquire(timeout=0.5):
+            while not slot.concurrency.acquire(timeout=0.25):
                 wait()
             try:
                 yield slot.provider

@@ -14,10 +14,10 @@ from pydantic import BaseModel, Field
 
 
 class Tuning(BaseModel):
-    llm_heartbeat_timeout_s: float = Field(default=2.0, gt=0)
+    llm_heartbeat_timeout_s: float = Field(default=1.5, gt=0)
     llm_start_to_close_s: float = Field(default=600.0, gt=0)
     llm_max_attempts: int = Field(default=3, ge=1)
-    retry_initial_interval_s: float = Field(default=0.2, gt=0)
+    retry_initial_interval_s: float = Field(default=0.1, gt=0)
     router_embeddings: bool = False
     lockdown_poll_s: float = Field(default=30.0, gt=0, description="How often a paused workflow re-reads the "
                                    "lockdown state in case it missed the release signal.")

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
                                                 "{\"llm-admins\": [\"operator\"]}; unmapped values grant nothing.")
     oidc_models_claim: str | None = Field(default=None, description="Claim with the model allowlist (a list).")
     # Activity tuning (seconds). Short heartbeats make recovery from a dead worker quick.
-    llm_heartbeat_timeout_s: float = Field(default=2.0, gt=0)
+    llm_heartbeat_timeout_s: float = Field(default=1.5, gt=0)
     llm_start_to_close_s: float = Field(default=600.0, gt=0)
     llm_max_attempts: int = Field(default=3, ge=1)
     model_cooldown_s: float = Field(default=60.0, ge=0)
@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     sandbox_history_output_bytes: int = Field(default=64 * 1024, ge=1024, le=256 * 1024)
     # Routing: add MiniLM embedding similarity to the rules (~5 s model load once, then a few ms per request).
     router_embeddings: bool = False
-    sticky_queue_timeout_s: float = Field(default=1.0, gt=0, description="How soon a dead worker's cached "
+    sticky_queue_timeout_s: float = Field(default=0.5, gt=0, description="How soon a dead worker's cached "
                                           "workflows move to other workers.")
     # Documents and RAG: the worker watches uploads/ and indexes new, changed and deleted files.
     watch_uploads: bool = True

@@ -162,7 +162,9 @@ async def test_streaming_keeps_history_bounded(base_url, user_key, client, run_w
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == many
     history = await client.get_workflow_handle(f"request-{request_id}").fetch_history()
     signals = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
-    assert 1 <= len(signals) <= 400 // 32 + 2  # batches, not tokens
+    # Batches, not tokens: one per 32 pieces or per 75 ms (a starved CI machine made 16 of them); one signal per
+    # token would be 400.
+    assert 1 <= len(signals) <= 400 // 16
     # Readers poll by query: no update events, however many readers there were.
     assert not [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
 

