@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -39,32 +41,42 @@ def _unwire(data: str) -> Payload:
 
 
 class AnswerWriter:
-    """One attempt's publisher: `write(chunk)` returns at once; `close()` returns once every batch is delivered."""
+    """One attempt's publisher: `write(chunk)` returns at once; `flush()` waits until what was written is
+    delivered; `close()` returns once every batch is delivered."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, client: Client, handle: WorkflowHandle) -> None:
         self._loop = loop
         self._converter = client.data_converter.payload_converter
         self._handle = handle
         self._publisher = uuid.uuid4().hex[:16]
-        self._queue: asyncio.Queue[AnswerChunk | None] | None = None
-        ready = asyncio.run_coroutine_threadsafe(self._make_queue(), loop)
-        ready.result(TIMEOUT_S)
+        # Opening does not wait for the loop (the model's prompt is evaluated meanwhile): the queue binds to the
+        # loop on first use, and only the loop touches it (writes arrive by call_soon_threadsafe).
+        self._queue: asyncio.Queue[AnswerChunk | None] = asyncio.Queue()
+        self._written = 0
+        self._delivered = 0
+        self._progress = threading.Condition()
         self._sender = asyncio.run_coroutine_threadsafe(self._send_all(), loop)
 
-    async def _make_queue(self) -> None:
-        self._queue = asyncio.Queue()
-
     def write(self, chunk: AnswerChunk) -> None:
-        assert self._queue is not None
+        self._written += 1
         self._loop.call_soon_threadsafe(self._queue.put_nowait, chunk)
 
+    def flush(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until every chunk written so far is delivered; False if it was not (yet)."""
+        deadline = time.monotonic() + timeout_s
+        with self._progress:
+            while self._delivered < self._written and not self._sender.done():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._progress.wait(min(left, 0.05))
+            return self._delivered >= self._written
+
     def close(self) -> None:
-        assert self._queue is not None
         self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
         self._sender.result(TIMEOUT_S)
 
     async def _send_all(self) -> None:
-        assert self._queue is not None
         sequence, done = 0, False
         while not done:
             first = await self._queue.get()
@@ -81,6 +93,9 @@ class AnswerWriter:
                     items=[PublishEntry(topic=ANSWER_TOPIC, data=_wire(self._converter.to_payloads([c])[0]))
                            for c in batch],
                     publisher_id=self._publisher, sequence=sequence))
+                with self._progress:
+                    self._delivered += len(batch)
+                    self._progress.notify_all()
 
     async def _signal(self, batch: PublishInput) -> None:
         delay = 0.05

@@ -43,6 +43,8 @@ from domain.streaming import AnswerChunk, Batcher
 log = logging.getLogger("hybrid_llm.llm")
 
 T = TypeVar("T")
+# How long the generation waits for its first streamed text to be delivered (time to first token), at most.
+FIRST_FLUSH_S = 1.0
 
 
 def _heartbeat() -> None:
@@ -276,6 +278,8 @@ class LLMActivities:
                 if verdict.verdict == "block":
                     return False
             writer.write(AnswerChunk(start=len(sent), text=text))
+            if sent == prefix:  # the first text of this call: the model waits until it is delivered, so the
+                writer.flush(FIRST_FLUSH_S)  # worker's loop that sends it does not compete with the generation
             sent += text
             return True
 

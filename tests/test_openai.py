@@ -240,3 +240,55 @@ async def test_a_blocked_answer_stops_mid_stream_before_the_client_sees_it(base_
     assert "previous instructions" not in received and "system prompt" not in received
     assert "Blocked" in blocked.value.message
     assert blocked.value.body["code"] == "content_filter"
+
+
+async def test_a_forged_batch_never_reaches_the_reader(base_url, user_key, client, settings, run_worker,
+                                                       scripted_pool):
+    """Readers take the text from the run's history, where anyone who can reach Temporal may add a publish signal.
+    Two forgeries sent mid-stream, one not sealed (no key) and one sealed with the key for ANOTHER workflow, are
+    skipped by the reader (and dropped by the workflow): the client gets the model's text and nothing else."""
+    from temporalio.api.common.v1 import Payloads, WorkflowExecution
+    from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
+    from temporalio.contrib.workflow_streams import PublishEntry, PublishInput
+    from temporalio.converter import WorkflowSerializationContext
+
+    from activities.answer_stream import PUBLISH, _wire
+    from domain.streaming import ANSWER_TOPIC, AnswerChunk
+
+    reply = " ".join(f"ok{i}" for i in range(40))
+    key = f"forge-{uuid.uuid4().hex[:10]}"
+    workflow_id = f"request-{key}"
+    # Starts at 0 and outlasts the answer: a reader that took it would show its tail whatever it already has.
+    chunk = client.data_converter.payload_converter.to_payloads([AnswerChunk(start=0, text="FORGED " * 200)])[0]
+    forged = PublishInput(items=[PublishEntry(topic=ANSWER_TOPIC, data=_wire(chunk))], publisher_id="mallory",
+                          sequence=1)
+
+    async def forge() -> None:
+        stranger = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                                        identity="mallory")
+        await stranger.get_workflow_handle(workflow_id).signal(PUBLISH, forged)
+        elsewhere = client.data_converter.with_context(
+            WorkflowSerializationContext(namespace=client.namespace, workflow_id="request-someone-else"))
+        await client.workflow_service.signal_workflow_execution(SignalWorkflowExecutionRequest(
+            namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+            signal_name=PUBLISH, input=Payloads(payloads=await elsewhere.encode([forged])), identity="mallory",
+            request_id=uuid.uuid4().hex))
+
+    body = {"model": "auto", "stream": True, "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]}
+    async with run_worker(scripted_pool(scripted("echo", reply=reply, token_delay_ms=30))), \
+            httpx.AsyncClient(base_url=base_url, timeout=60, headers=bearer(user_key)) as http:
+        received, sent = "", False
+        async with http.stream("POST", "/v1/chat/completions", json=body, headers={"Idempotency-Key": key}) as resp:
+            async for line in resp.aiter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    data = json.loads(line[6:])
+                    received += data["choices"][0]["delta"].get("content") or "" if data.get("choices") else ""
+                if received and not sent:
+                    await forge()
+                    sent = True
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    identities = [e.workflow_execution_signaled_event_attributes.identity for e in history.events
+                  if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+    assert identities.count("mallory") == 2 and len(identities) > 2  # both forgeries are in the history
+    assert received == reply
+    assert (await answer_of(client, key)).answer == reply

@@ -1,9 +1,10 @@
 """AnswerStream: a request workflow's durable, offset-addressed answer stream (temporalio's Workflow Streams).
 
-The LLM activity publishes the answer's text in batches (signals) while the model generates; the API subscribes
-(by query) from any offset. The workflow itself publishes the end of
-the answer once it passed the output guardrails. Registering the stream's handlers adds no commands to history, and
-our readers poll by query (hybrid_llm/answer_client.py), so only the activity's batches (signals) add events.
+The LLM activity publishes the answer's text in batches (signals) while the model generates; readers
+(hybrid_llm/answer_client.py) take the batches from the run's history as Temporal stores them, and the stream's
+state (and the end of the answer, which the workflow publishes once the answer passed the output guardrails) by
+query. Registering the stream's handlers adds no commands to history, and readers neither signal nor update, so
+only the activity's batches (signals) add events.
 """
 
 from __future__ import annotations
