@@ -28,8 +28,8 @@ class Embedder:
 
     def __init__(self, model_path: str | None = None, threads: int | None = 1, onnx: bool = True,
                  cache_dir: Path | None = None) -> None:
-        """threads: intra-op threads (torch's for this process; None leaves the default). onnx: run the encoder on
-        ONNX Runtime when the model has the plain shape (else torch)."""
+        """threads: intra-op threads of ONNX Runtime's session and of torch (torch's are per process; None leaves
+        the defaults). onnx: run the encoder on ONNX Runtime when the model has the plain shape (else torch)."""
         self._model_path = model_path
         self._threads = threads
         self._use_onnx = onnx

@@ -65,8 +65,8 @@ class Settings(BaseSettings):
     model_cooldown_s: float = Field(default=60.0, ge=0)
     worker_threads: int = Field(default=16, ge=1)
     embed_threads: int = Field(default=1, ge=1, le=64, description=(
-        "torch threads per embedding (MiniLM). One: the worker embeds many texts at once, and torch's own pool "
-        "thrashes on a busy machine; raise it for a dedicated ingestion worker."))
+        "Threads per MiniLM embedding (ONNX Runtime's, or torch's without it). One: the worker embeds many texts "
+        "at once, and torch's own pool thrashes on a busy machine; raise it for a dedicated ingestion worker."))
     # Security: the permission policy (TOML; unset = the defaults in domain/permissions.py) and its triggers.
     permissions_file: Path | None = None
     permission_failure_threshold: int = Field(default=5, ge=1, description="More denied permission requests "
