@@ -51,12 +51,12 @@ class HybridPlugin(SimplePlugin):
     """The platform's Temporal configuration: sealing converter, workflows, interceptors. Give it to
     `Client.connect` (entry points) or to `Replayer`; workers built on such a client inherit it."""
 
-    def __init__(self, keyring: Keyring, interceptors: Sequence = ()) -> None:
+    def __init__(self, keyring: Keyring, interceptors: Sequence = (), sandboxed: bool = False) -> None:
         self.keyring = keyring
         self.converter = data_converter(keyring)
+        # Unsandboxed unless asked (workflows/passthrough.py: replays prove determinism under the full sandbox).
         super().__init__("hybrid-llm", data_converter=self.converter, workflows=list(WORKFLOWS),
-                         interceptors=list(interceptors) or None,
-                         workflow_runner=workflow_runner())  # pure modules passed through: cheap run starts
+                         interceptors=list(interceptors) or None, workflow_runner=workflow_runner(sandboxed))
 
 
 def keyring_for(settings: Settings, create: bool = True) -> Keyring:
@@ -73,7 +73,8 @@ def plugin_for(settings: Settings, keyring: Keyring | None = None) -> HybridPlug
     lines; the worker-only ones are ignored by clients)."""
     from hybrid_llm.observability import worker_interceptors
 
-    return HybridPlugin(keyring or keyring_for(settings), worker_interceptors(settings))
+    return HybridPlugin(keyring or keyring_for(settings), worker_interceptors(settings),
+                        sandboxed=settings.workflow_sandbox)
 
 
 class TemporalUnavailable(RuntimeError):
