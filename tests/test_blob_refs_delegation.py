@@ -138,3 +138,27 @@ async def test_small_texts_stay_inline(client, settings, run_worker, scripted_po
     coder = await history_texts(client, f"{handle.id}-coder")
     assert "workflow_execution_started_event_attributes" in containing(coder, TASK_MARK)
     assert not any("blobs.put_" in t for k, t in coder if k == "marker_recorded_event_attributes")
+
+
+def test_composed_prompts_are_stored_whole_and_a_bad_ref_fails_for_good(engine):
+    from temporalio.exceptions import ApplicationError
+
+    from activities.blobs import BlobActivities
+    from domain.blobs import MessagesBlob, Part, PromptMessage, TextBlobs, lit, messages_bytes, sha256_of
+    from domain.requests import ChatMessage
+
+    store = BlobStore(engine)
+    blobs = BlobActivities(store)
+    [task] = blobs.put_texts(TextBlobs(texts=[[lit(TASK)]])).refs
+    assert task.sha256 == sha256_of(TASK.encode()) and store.get_text(task.sha256) == TASK
+    ref = blobs.put_messages(MessagesBlob(composed=[
+        PromptMessage(role="system", parts=[lit("sys")]),
+        PromptMessage(role="user", parts=[lit("Task: "), Part(ref=task.sha256), lit(" / "),
+                                          Part(ref=task.sha256, max_chars=5)])]))
+    expected = [ChatMessage(role="system", content="sys"),
+                ChatMessage(role="user", content=f"Task: {TASK} / {TASK[:5]}")]
+    assert store.get_messages(ref.sha256) == expected and ref.sha256 == sha256_of(messages_bytes(expected))
+    missing = "0" * 64
+    with pytest.raises(ApplicationError) as info:
+        blobs.put_texts(TextBlobs(texts=[[Part(ref=missing)]]))
+    assert info.value.type == "BlobNotFound" and info.value.non_retryable
