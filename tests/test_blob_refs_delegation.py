@@ -14,6 +14,7 @@ from temporalio.client import WorkflowFailureError
 
 from activities.blobs import BlobStore
 from domain.delegation import DelegationInput
+from hybrid_llm.audit import timeline
 from hybrid_llm.request_client import failure_message
 from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.conftest import scripted
@@ -110,6 +111,8 @@ async def test_a_collaboration_hands_its_texts_over_by_reference(client, setting
     assert PASSAGE_MARK in store.get_text(inp.passages_ref)
     # The hop's scan read its hand-over by reference (composed and stored by a local activity).
     assert any("blobs.put_texts" in t for k, t in coder if k == "marker_recorded_event_attributes")
+    stored = [e for e in (await timeline.show(client, f"{handle.id}-coder"))["entries"] if e["kind"] == "texts_stored"]
+    assert stored and all(len(r["sha256"]) == 64 for e in stored for r in e["refs"])
 
 
 @pytest.mark.parametrize("threshold", [16, 1_000_000])

@@ -14,6 +14,7 @@ from domain.guardrails.judge import (JUDGE_MAX_TOKENS, JUDGE_SCHEMA, JudgeOpinio
                                      wants_judge, with_judge)
 from domain.blobs import Part, compose
 from hybrid_llm import lockdown_client
+from hybrid_llm.audit import timeline
 from hybrid_llm.request_client import failure_message
 from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.conftest import scripted
@@ -77,6 +78,11 @@ async def test_the_judge_is_a_model_call_of_the_workflow(client, judged, run_wor
     assert (await search_attributes_from_history(handle))["Model"] == "echo"
     memo = await (await handle.describe()).memo()
     assert [(j["risk"], j["outcome"]) for j in memo_judge(memo)] == [("none", "opinion"), ("none", "opinion")]
+    # `audit show` names the judge's opinions and its model calls.
+    entries = (await timeline.show(client, handle.id))["entries"]
+    assert [e["what"] for e in entries if e["kind"] == "guard_judge"] == ["the request",
+                                                                          "the answer of echo"]
+    assert [e["model"] for e in entries if e["kind"] == "model_call"] == ["judge", "echo", "judge"]
 
 
 async def test_a_worried_judge_blocks_the_request_without_a_lockdown(client, judged, run_worker, scripted_pool):
