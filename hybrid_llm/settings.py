@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(default=3, ge=1)
     model_cooldown_s: float = Field(default=60.0, ge=0)
     worker_threads: int = Field(default=16, ge=1)
+    workflow_sandbox: bool = Field(default=False, description="Run workflow code in the SDK's sandbox in the worker "
+                                   "too (slower); replays (audit verify, tests) always use the full sandbox.")
     embed_threads: int = Field(default=1, ge=1, le=64, description=(
         "Threads per MiniLM embedding (ONNX Runtime's, or torch's without it). One: the worker embeds many texts "
         "at once, and torch's own pool thrashes on a busy machine; raise it for a dedicated ingestion worker."))

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.guardrails import Risk, Verdict
     from domain.guardrails.judge import (JUDGE_MAX_TOKENS, JUDGE_SCHEMA, JUDGE_TEMPERATURE, judge_prompt,
                                          parse_judge, wants_judge, with_judge)
-    from domain.llm import Completion, CompletionRequest, ModelFailure, ModelRef, PoolCommand
+    from domain.llm import MISPLACED, Completion, CompletionRequest, ModelFailure, ModelRef, PoolCommand
     from domain.lockdown import EngageRequest, Trigger
     from domain.pool import PoolSnapshot
     from domain.registry import Capability, ModelSpec
@@ -73,14 +73,23 @@ def _without(snapshot: PoolSnapshot, gone: set[str]) -> PoolSnapshot:
     return remaining if remaining.models else snapshot
 
 
-def _options(tuning: Tuning, queue: str | None) -> dict:
+def _options(tuning: Tuning, queue: str | None, eager: bool = False) -> dict:
     """A call bound to one worker's pool goes to that worker's queue, tried once per dispatch: this workflow retries
-    transient errors there itself, and routes again when the worker is gone (a retry would wait in its queue)."""
+    transient errors there itself, and routes again when the worker is gone (a retry would wait in its queue).
+    `eager`: the pool is the one of the worker running this workflow, so the call goes on the workflow's own queue,
+    where the server hands it straight back to this worker with the workflow task's completion (eager activity
+    execution: no trip through the pool's queue; the activity refuses to run anywhere else)."""
     options = act.llm_options(tuning)
     if queue is not None:
-        options.update(task_queue=queue, retry_policy=RetryPolicy(maximum_attempts=1),
+        options.update(retry_policy=RetryPolicy(maximum_attempts=1),
                        schedule_to_start_timeout=timedelta(seconds=tuning.pool_schedule_to_start_s))
+        if not eager:
+            options.update(task_queue=queue)
     return options
+
+
+def _misplaced(e: ActivityError) -> bool:
+    return isinstance(e.cause, ApplicationError) and e.cause.type == MISPLACED
 
 
 class ModelCaller(Pausable):
@@ -184,6 +193,7 @@ class ModelCaller(Pausable):
         attempts: list[Attempt] = []
         load_ms = 0.0
         tries = 0
+        here = snapshot.here  # this workflow's worker's pool queue (None in runs recorded before it existed)
         while True:
             decision = route(classification, snapshot, request_id, model, excluded)
             decisions.append(decision)
@@ -195,7 +205,8 @@ class ModelCaller(Pausable):
             model_id, queue = decision.chosen, decision.placement
             status = snapshot.get(model_id, queue)
             assert status is not None
-            options = _options(tuning, queue)
+            eager = queue is not None and queue == here and status.loaded
+            options = _options(tuning, queue, eager)
             try:
                 if not status.loaded:
                     stage("loading", model_id)
@@ -205,8 +216,12 @@ class ModelCaller(Pausable):
                 completion = await self.guarded(lambda: act.llm_complete(CompletionRequest(
                     model_id=model_id, **refs, max_tokens=max_tokens, temperature=temperature, request_id=request_id,
                     scan_output=not judge, scan_semantic=tuning.guard_semantic and not judge, json_schema=json_schema,
+                    placement=queue if eager else None,
                     **(chat_options() if chat_options is not None else {})), **options))
             except ActivityError as e:
+                if eager and _misplaced(e):  # another worker took it from the workflow's queue: send it to the pool's
+                    here = None
+                    continue
                 error = activity_error_message(e)
                 attempts.append(Attempt(model=model_id, ok=False, error=error))
                 tries += 1
@@ -221,7 +236,7 @@ class ModelCaller(Pausable):
                             tries -= 1
                         else:
                             gone.add(queue)
-                        snapshot = _without(fresh, gone)
+                        snapshot, here = _without(fresh, gone), fresh.here
                         continue
                     if _retryable(e):  # a transient error: the same model again, after a backoff
                         await workflow.sleep(timedelta(seconds=min(
