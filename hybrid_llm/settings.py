@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     monitor_every_s: float = Field(default=10.0, gt=0)
     # Guardrails: add the semantic layer (MiniLM k-NN against labelled attacks) to the rules at every scan point.
     guard_semantic: bool = False
-    guard_model: str | None = Field(default=None, description="A registry model id asked for a second opinion in "
-                                                              "the semantic layer (e.g. a bigger local security model).")
+    guard_model: str | None = Field(default=None, description="A registry model id asked for a second opinion where "
+                                    "the semantic layer scans (the guard judge: a model call of the workflow, "
+                                    "carried in the worker's policy as guard_judge_model).")
     # Delegation between models: how deep a chain may go, how many review -> revise rounds.
     delegation_max_depth: int = Field(default=3, ge=1, le=10)
     delegation_max_rounds: int = Field(default=2, ge=1, le=10)
