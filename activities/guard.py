@@ -83,9 +83,12 @@ class LearnedHeads:
 
 
 class GuardActivities:
-    def __init__(self, embedder: Embedder, learned: LearnedHeads | None | bool = True) -> None:
-        """learned: True loads the shipped heads (default), False turns the learned layer off, or pass heads."""
+    def __init__(self, embedder: Embedder, learned: LearnedHeads | None | bool = True, int8: bool = True) -> None:
+        """learned: True loads the shipped heads (default), False turns the learned layer off, or pass heads.
+        int8: the learned layer embeds on MiniLM's int8 graph (activities/onnx_encoder.py): half the time of fp32,
+        the same test-split figures within one row (bench/guardrails.py --fp32 measures the other)."""
         self.embedder = embedder
+        self.int8 = int8
         self.learned_heads = LearnedHeads() if learned is True else (learned or None)
         self._vectors: dict[str, tuple["np.ndarray", "np.ndarray", tuple[str, ...], tuple[str, ...]]] | None = None
         self._lock = threading.Lock()
@@ -125,7 +128,7 @@ class GuardActivities:
             return None
         head, weights, model_id = self.learned_heads.heads[kind]
         vs = views(text)
-        logits = self.embedder.encode(vs) @ weights + head.bias
+        logits = self.embedder.encode(vs, fast=self.int8) @ weights + head.bias
         best = int(logits.argmax())
         p = calibrated(head, float(logits[best]), rule_risk)
         return LearnedResult(kind=head.kind, logit=round(float(logits[best]), 4), probability=round(p, 4),
@@ -138,7 +141,7 @@ class GuardActivities:
         head, weights, model_id = self.learned_heads.heads[kind]
         all_views = [views(t) for t in texts]
         flat = [v for vs in all_views for v in vs]
-        logits = self.embedder.encode(flat, batch_size=128) @ weights + head.bias
+        logits = self.embedder.encode(flat, batch_size=128, fast=self.int8) @ weights + head.bias
         out, i = [], 0
         for vs in all_views:
             part = logits[i:i + len(vs)]

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     monitor_every_s: float = Field(default=10.0, gt=0)
     # Guardrails: add the semantic layer (MiniLM k-NN against labelled attacks) to the rules at every scan point.
     guard_semantic: bool = False
+    guard_int8: bool = Field(default=True, description="The learned guard layer embeds prompts on MiniLM's int8 "
+                             "graph (half the time; same test-split figures within one row); false: fp32.")
     guard_model: str | None = Field(default=None, description="A registry model id asked for a second opinion where "
                                     "the semantic layer scans (the guard judge: a model call of the workflow, "
                                     "carried in the worker's policy as guard_judge_model).")
