@@ -102,6 +102,24 @@ async def test_full_text_leg_quotes_odd_words_and_scores_its_candidates_on_every
     assert mine[:2] == ["both.md", "one.md"]  # both found by their rarest word, ranked on all the words they hold
 
 
+async def test_similarity_computed_from_the_fetched_embeddings_is_the_databases(
+        client, settings, run_worker, scripted_pool, embedder, uploads, folder, engine):  # noqa: F811
+    async with run_worker(scripted_pool(), embedder=embedder):
+        await upload_and_wait(client, settings, uploads, f"{folder}/faults.md", CALIBRATION)
+    query = "which code means the battery ran low?"
+    vector = embedder.encode([query])[0].tolist()
+    hits, _ = SearchActivities(engine, embedder).rank(query, vector, 3, per_document=3)
+    nearest = SearchActivities(engine, embedder).search_vector(vector, 3)
+    with engine.connect() as conn:
+        exact = dict(conn.execute(sa.text("SELECT id, 1 - (embedding <=> CAST(:q AS vector)) FROM chunks "
+                                          "WHERE id = ANY(:ids)"),
+                                  {"q": str(vector), "ids": [h.chunk_id for h in hits + nearest]}).all())
+    assert hits and nearest and len(exact) >= len(hits)
+    for h in hits + nearest:
+        assert h.similarity == pytest.approx(exact[h.chunk_id], abs=2e-6)
+    assert [h.similarity for h in nearest] == sorted((h.similarity for h in nearest), reverse=True)
+
+
 def test_diversify_caps_documents_and_skips_duplicates() -> None:
     v = np.eye(4, dtype=np.float32)
     dup = np.vstack([v[0], v[0], v[1], v[2]])
@@ -109,6 +127,9 @@ def test_diversify_caps_documents_and_skips_duplicates() -> None:
     assert diversify([1.0, 0.99, 0.9, 0.8], dup, ["a", "b", "c", "d"], k=2, per_document=2, mmr_lambda=1.0) == [0, 1]
     assert diversify([1.0, 0.9, 0.8, 0.7], v, ["a", "a", "a", "b"], k=3, per_document=2, mmr_lambda=1.0) == [0, 1, 3]
     assert diversify([], None, [], k=3, per_document=1, mmr_lambda=0.5) == []
+    one_document = np.eye(6, dtype=np.float32)  # every candidate from one document: the cap ends the choice
+    assert diversify([0.9, 1.0, 0.8, 0.7, 0.95, 0.6], one_document, ["a"] * 6, k=5, per_document=2,
+                     mmr_lambda=1.0) == [1, 4]
     near = np.vstack([v[0], v[0] * 0.99 + v[1] * 0.14, v[2]])
     near /= np.linalg.norm(near, axis=1, keepdims=True)
     assert diversify([1.0, 0.99, 0.5], near, ["a", "b", "c"], k=2, per_document=2, mmr_lambda=1.0,

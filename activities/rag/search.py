@@ -14,9 +14,13 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import sqlalchemy as sa
+from pgvector import Vector
+from pgvector.psycopg.vector import VectorBinaryDumper
+from psycopg.types import TypeInfo
 from temporalio import activity
 
 from activities.embeddings import Embedder
@@ -73,11 +77,13 @@ finders AS MATERIALIZED (
         WINDOW w AS (ORDER BY idf DESC, lexeme)) t
     WHERE reach <= {text_budget} OR i = 1
 ),
-txt AS (
+txt AS MATERIALIZED (
     SELECT id, score, row_number() OVER (ORDER BY score DESC, id DESC) AS r FROM (
-        SELECT c.id, (SELECT sum(s.idf) FROM scored s WHERE c.tsv @@ s.tq) AS score
+        SELECT c.id, sum(s.idf) AS score
         FROM (SELECT id, version_id, tsv FROM chunks WHERE tsv @@ (SELECT tq FROM finders) LIMIT {text_budget}) c
         JOIN documents d ON d.current_version_id = c.version_id
+        JOIN scored s ON c.tsv @@ s.tq
+        GROUP BY c.id
         ORDER BY score DESC, c.id DESC LIMIT {fetch_text}) best
 ),
 fused AS (
@@ -88,9 +94,9 @@ fused AS (
     ) legs GROUP BY id
 )
 SELECT f.id, f.score, vec.r AS vector_rank, txt.r AS text_rank,
-       coalesce((SELECT sum(s.idf) FROM scored s WHERE c.tsv @@ s.tq) / nullif((SELECT sum(idf) FROM terms), 0), 0)
-           AS text_score,  -- every candidate, the vector leg's too, scored on the query's words
-       1 - (c.embedding <=> CAST(:q AS vector)) AS similarity,
+       -- every candidate, the vector leg's too, scored on the query's words (the full-text leg's own: already)
+       coalesce(coalesce(txt.score, (SELECT sum(s.idf) FROM scored s WHERE c.tsv @@ s.tq))
+                / nullif((SELECT sum(idf) FROM terms), 0), 0)::float8 AS text_score,
        c.sha256, c.text, c.position, c.start_line, c.end_line, c.section, c.page, c.flagged, c.finding,
        c.document_id, vector_send(c.embedding) AS embedding, d.path, v.version, v.sha256 AS version_sha256
 FROM fused f
@@ -112,8 +118,18 @@ def _search_sql(fetch_vector: int, fetch_text: int, text_budget: int, max_terms:
                                   text_budget=int(text_budget), max_terms=int(max_terms)))
 
 
-def vector_literal(vector: Sequence[float]) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+@dataclass(frozen=True)
+class Candidates:
+    """The fused candidates, best first: the rows, their embeddings (one row each) and their cosine similarity to
+    the query (computed here from the embeddings the rows carry for MMR: the database does not read each candidate's
+    out-of-line embedding a second time for it)."""
+
+    rows: list
+    vectors: np.ndarray
+    similarity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 class SearchActivities:
@@ -127,38 +143,47 @@ class SearchActivities:
         self.allow_flagged = allow_flagged
         self.reranker = reranker
 
-    def candidates(self, vector: Sequence[float], text: str, mode: SearchMode = "hybrid") -> list:
+    def candidates(self, vector: Sequence[float], text: str, mode: SearchMode = "hybrid") -> Candidates:
         """The fused candidates, best first (one round trip)."""
         o = self.options
         fetch = o.candidates
         fetch_vector = 0 if mode == "text" else fetch
         fetch_text = 0 if mode == "vector" else fetch
-        params = {"q": vector_literal(vector), "text": text if fetch_text else "", "rrf_k": o.rrf_k,
+        query = np.asarray(vector, dtype=np.float32)
+        params = {"q": Vector(query), "text": text if fetch_text else "", "rrf_k": o.rrf_k,
                   "vector_weight": o.vector_weight, "text_weight": o.text_weight, "max_df": o.max_df}
         statement = _search_sql(fetch_vector, fetch_text, o.text_budget if fetch_text else 0, o.max_terms)
         with self.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement: no BEGIN/COMMIT trips
             _session_setting(conn, "hnsw.ef_search", max(self.ef_search, fetch))
-            return conn.execute(statement, params).all()
+            _binary_vectors(conn)
+            rows = conn.execute(statement, params).all()
+        vectors = _unpack_all([r.embedding for r in rows], len(query))
+        return Candidates(rows, vectors, _cosine(vectors, query))
 
-    def relevance(self, rows: list, mode: SearchMode) -> list[float]:
+    def relevance(self, found: Candidates, mode: SearchMode) -> list[float]:
         """rrf: the fused reciprocal-rank score; linear: cosine similarity + text_weight x the share of the query's
         word weight (IDF) the chunk matched (both legs' candidates are scored on both)."""
         o = self.options
-        if o.fusion == "rrf" or mode != "hybrid":
-            return [float(r.score) if mode == "hybrid" else
-                    (float(r.similarity) if mode == "vector" else float(r.text_score)) for r in rows]
-        return [o.vector_weight * float(r.similarity) + o.text_weight * float(r.text_score) for r in rows]
+        text = np.fromiter((r.text_score for r in found.rows), dtype=np.float64, count=len(found))
+        if mode == "vector":
+            return found.similarity.tolist()
+        if mode == "text":
+            return text.tolist()
+        if o.fusion == "rrf":
+            return [float(r.score) for r in found.rows]
+        return (o.vector_weight * found.similarity + o.text_weight * text).tolist()
 
     def rank(self, query: str, vector: Sequence[float], k: int, mode: SearchMode = "hybrid",
              per_document: int | None = None, include_flagged: bool = True) -> tuple[list[SearchHit], int]:
         """The k hits shown, and how many flagged chunks would have been among them but were left out."""
-        rows = self.candidates(vector, query, mode)
-        relevance = self.relevance(rows, mode)
+        found = self.candidates(vector, query, mode)
+        rows, similarity = found.rows, found.similarity
+        relevance = self.relevance(found, mode)
         if self.reranker is not None and rows:
             relevance = _positive(self.reranker.scores(query, [r.text for r in rows]))
         cap = per_document or self.options.per_document
-        vectors = np.stack([_unpack(r.embedding) for r in rows]) if rows else None
+        vectors = found.vectors if rows else None
 
         def choose(keep: list[int]) -> list[int]:
             sub = vectors[keep] if vectors is not None else None
@@ -172,12 +197,12 @@ class SearchActivities:
         else:
             chosen = choose([i for i in everything if not rows[i].flagged])
             withheld = sum(1 for i in choose(everything) if rows[i].flagged)
-        return [_hit(rows[i], relevance[i]) for i in chosen], withheld
+        return [_hit(rows[i], relevance[i], similarity[i]) for i in chosen], withheld
 
     def search_vector(self, vector: Sequence[float], k: int) -> list[SearchHit]:
         """Vector-only top k (no text, no diversity): what bench/rag.py compares with an exact scan."""
-        rows = self.candidates(vector, "", "vector")[:k]
-        return [_hit(r, float(r.similarity)) for r in rows]
+        found = self.candidates(vector, "", "vector")
+        return [_hit(r, s, s) for r, s in zip(found.rows[:k], found.similarity.tolist())]
 
     @activity.defn(name="rag.search")
     def search(self, query: SearchQuery) -> SearchResults:
@@ -210,9 +235,33 @@ def _session_setting(conn: sa.Connection, name: str, value: int) -> None:
         known[name] = value
 
 
-def _unpack(raw: bytes) -> np.ndarray:
-    """pgvector's binary form (vector_send): int16 dimensions, int16 unused, then big-endian float4s."""
-    return np.frombuffer(bytes(raw), dtype=">f4", offset=4).astype(np.float32)
+def _binary_vectors(conn: sa.Connection) -> None:
+    """Send pgvector `Vector` parameters in binary on this pooled connection (once): no text to format here and
+    parse in the database. Only parameters of that class are affected."""
+    info = conn.connection.info
+    if "vector_dumper" not in info:
+        pg = conn.connection.driver_connection
+        vector_type = TypeInfo.fetch(pg, "vector")
+        if vector_type is None:
+            raise RuntimeError("the pgvector extension is not installed in this database")
+        dumper = type("VectorParameter", (VectorBinaryDumper,), {"oid": vector_type.oid})
+        pg.adapters.register_dumper(Vector, dumper)
+        info["vector_dumper"] = dumper
+
+
+def _unpack_all(raws: list[bytes], dim: int) -> np.ndarray:
+    """pgvector's binary form (vector_send), one per row: int16 dimensions, int16 unused, then big-endian float4s."""
+    if not raws:
+        return np.zeros((0, dim), dtype=np.float32)
+    data = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(raws), -1)
+    return data[:, 4:].copy().view(">f4").astype(np.float32)
+
+
+def _cosine(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row to the query, as pgvector's `1 - (a <=> b)` (0 where a norm is 0)."""
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1) * float(np.linalg.norm(query.astype(np.float64)))
+    dots = vectors.astype(np.float64) @ query.astype(np.float64)
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
 
 
 def _positive(scores: list[float]) -> list[float]:
@@ -221,9 +270,9 @@ def _positive(scores: list[float]) -> list[float]:
     return [s - low + 1e-6 for s in scores]
 
 
-def _hit(r, score: float) -> SearchHit:
+def _hit(r, score: float, similarity: float) -> SearchHit:
     return SearchHit(chunk_id=r.id, chunk_sha256=r.sha256, text=r.text, score=round(score, 6), source=r.path,
                      version=r.version, version_sha256=r.version_sha256, position=r.position,
                      start_line=r.start_line, end_line=r.end_line, section=r.section, page=r.page,
                      flagged=bool(r.flagged), finding=Finding.model_validate(r.finding) if r.finding else None,
-                     vector_rank=r.vector_rank, text_rank=r.text_rank, similarity=round(float(r.similarity), 6))
+                     vector_rank=r.vector_rank, text_rank=r.text_rank, similarity=round(float(similarity), 6))
