@@ -20,7 +20,9 @@ import numpy as np
 import sqlalchemy as sa
 from pgvector import Vector
 from pgvector.psycopg.vector import VectorBinaryDumper
+from psycopg.rows import namedtuple_row
 from psycopg.types import TypeInfo
+from psycopg.types.string import ByteaBinaryLoader
 from temporalio import activity
 
 from activities.embeddings import Embedder
@@ -54,8 +56,8 @@ from domain.rag import (
 # A word becomes a tsquery as a quoted lexeme (quotes and backslashes doubled), never parsed as query syntax.
 _SEARCH = r"""
 WITH nn AS MATERIALIZED (
-    SELECT id, version_id, embedding <=> CAST(:q AS vector) AS distance
-    FROM chunks ORDER BY embedding <=> CAST(:q AS vector) LIMIT {fetch_vector}
+    SELECT id, version_id, embedding <=> CAST(%(q)s AS vector) AS distance
+    FROM chunks ORDER BY embedding <=> CAST(%(q)s AS vector) LIMIT {fetch_vector}
 ),
 vec AS (
     SELECT nn.id, nn.distance, row_number() OVER (ORDER BY nn.distance, nn.id DESC) AS r
@@ -64,10 +66,10 @@ vec AS (
 terms AS MATERIALIZED (
     SELECT s.lexeme, s.chunks AS df, ln(1 + (n.chunks - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
            '''' || replace(replace(s.lexeme, '\', '\\'), '''', '''''') || '''' AS literal
-    FROM (SELECT DISTINCT unnest(tsvector_to_array((SELECT to_tsvector('english', :text)))) AS lexeme) w
+    FROM (SELECT DISTINCT unnest(tsvector_to_array((SELECT to_tsvector('english', %(text)s)))) AS lexeme) w
     JOIN rag_terms s ON s.lexeme = w.lexeme AND s.lexeme <> ''
     CROSS JOIN (SELECT greatest(chunks, 1) AS chunks FROM rag_terms WHERE lexeme = '') n
-    WHERE {fetch_text} > 0 AND s.chunks > 0 AND s.chunks <= greatest(:max_df * n.chunks, 100)
+    WHERE {fetch_text} > 0 AND s.chunks > 0 AND s.chunks <= greatest(%(max_df)s * n.chunks, 100)
     ORDER BY idf DESC, s.lexeme LIMIT {max_terms}
 ),
 scored AS MATERIALIZED (SELECT idf, literal::tsquery AS tq FROM terms),
@@ -88,9 +90,9 @@ txt AS MATERIALIZED (
 ),
 fused AS (
     SELECT id, sum(score) AS score FROM (
-        SELECT id, :vector_weight / (:rrf_k + r) AS score FROM vec WHERE r <= {fetch_vector}
+        SELECT id, %(vector_weight)s / (%(rrf_k)s + r) AS score FROM vec WHERE r <= {fetch_vector}
         UNION ALL
-        SELECT id, :text_weight / (:rrf_k + r) FROM txt WHERE r <= {fetch_text}
+        SELECT id, %(text_weight)s / (%(rrf_k)s + r) FROM txt WHERE r <= {fetch_text}
     ) legs GROUP BY id
 )
 SELECT f.id, f.score, vec.r AS vector_rank, txt.r AS text_rank,
@@ -98,7 +100,7 @@ SELECT f.id, f.score, vec.r AS vector_rank, txt.r AS text_rank,
        coalesce(coalesce(txt.score, (SELECT sum(s.idf) FROM scored s WHERE c.tsv @@ s.tq))
                 / nullif((SELECT sum(idf) FROM terms), 0), 0)::float8 AS text_score,
        c.sha256, c.text, c.position, c.start_line, c.end_line, c.section, c.page, c.flagged, c.finding,
-       c.document_id, vector_send(c.embedding) AS embedding, d.path, v.version, v.sha256 AS version_sha256
+       c.document_id, c.embedding, d.path, v.version, v.sha256 AS version_sha256
 FROM fused f
 JOIN chunks c ON c.id = f.id
 JOIN documents d ON d.current_version_id = c.version_id
@@ -110,12 +112,12 @@ ORDER BY f.score DESC, f.id DESC  -- ties (copies of one text): the newest first
 
 
 @functools.lru_cache(maxsize=64)
-def _search_sql(fetch_vector: int, fetch_text: int, text_budget: int, max_terms: int) -> sa.TextClause:
-    """The statement with its row limits written in. psycopg prepares it on the server after a few runs; with the
-    limits as parameters PostgreSQL would plan it again at every run (its generic plan cannot know the LIMITs and
-    looks dearer: ~1-2 ms of planning per query), with them written in it keeps one plan."""
-    return sa.text(_SEARCH.format(fetch_vector=int(fetch_vector), fetch_text=int(fetch_text),
-                                  text_budget=int(text_budget), max_terms=int(max_terms)))
+def _search_sql(fetch_vector: int, fetch_text: int, text_budget: int, max_terms: int) -> str:
+    """The statement with its row limits written in. It is prepared on the server at its first run on a
+    connection; with the limits as parameters PostgreSQL would plan it again at every run (its generic plan cannot
+    know the LIMITs and looks dearer: ~1-2 ms of planning per query), with them written in it keeps one plan."""
+    return _SEARCH.format(fetch_vector=int(fetch_vector), fetch_text=int(fetch_text), text_budget=int(text_budget),
+                          max_terms=int(max_terms))
 
 
 @dataclass(frozen=True)
@@ -156,8 +158,13 @@ class SearchActivities:
         with self.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement: no BEGIN/COMMIT trips
             _session_setting(conn, "hnsw.ef_search", max(self.ef_search, fetch))
-            _binary_vectors(conn)
-            rows = conn.execute(statement, params).all()
+            vector_oid = _binary_vectors(conn)
+            # Results in binary: the embeddings come as pgvector's own bytes (half the size of bytea's hex text,
+            # nothing to encode or decode), numbers as numbers.
+            with conn.connection.driver_connection.cursor(row_factory=namedtuple_row, binary=True) as cur:
+                cur.adapters.register_loader(vector_oid, ByteaBinaryLoader)
+                cur.execute(statement, params, prepare=True)
+                rows = cur.fetchall()
         vectors = _unpack_all([r.embedding for r in rows], len(query))
         return Candidates(rows, vectors, _cosine(vectors, query))
 
@@ -235,18 +242,18 @@ def _session_setting(conn: sa.Connection, name: str, value: int) -> None:
         known[name] = value
 
 
-def _binary_vectors(conn: sa.Connection) -> None:
-    """Send pgvector `Vector` parameters in binary on this pooled connection (once): no text to format here and
-    parse in the database. Only parameters of that class are affected."""
+def _binary_vectors(conn: sa.Connection) -> int:
+    """Send pgvector `Vector` parameters in binary on this pooled connection (set up once): no text to format here
+    and parse in the database. Only parameters of that class are affected. Returns the vector type's oid."""
     info = conn.connection.info
-    if "vector_dumper" not in info:
+    if "vector_oid" not in info:
         pg = conn.connection.driver_connection
         vector_type = TypeInfo.fetch(pg, "vector")
         if vector_type is None:
             raise RuntimeError("the pgvector extension is not installed in this database")
-        dumper = type("VectorParameter", (VectorBinaryDumper,), {"oid": vector_type.oid})
-        pg.adapters.register_dumper(Vector, dumper)
-        info["vector_dumper"] = dumper
+        pg.adapters.register_dumper(Vector, type("VectorParameter", (VectorBinaryDumper,), {"oid": vector_type.oid}))
+        info["vector_oid"] = vector_type.oid
+    return info["vector_oid"]
 
 
 def _unpack_all(raws: list[bytes], dim: int) -> np.ndarray:
