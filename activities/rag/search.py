@@ -266,8 +266,9 @@ def _unpack_all(raws: list[bytes], dim: int) -> np.ndarray:
 
 def _cosine(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Cosine similarity of each row to the query, as pgvector's `1 - (a <=> b)` (0 where a norm is 0)."""
-    norms = np.linalg.norm(vectors.astype(np.float64), axis=1) * float(np.linalg.norm(query.astype(np.float64)))
-    dots = vectors.astype(np.float64) @ query.astype(np.float64)
+    rows, q = vectors.astype(np.float64), query.astype(np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows)) * float(np.sqrt(q @ q))
+    dots = rows @ q
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
 
 
