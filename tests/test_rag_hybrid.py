@@ -251,3 +251,50 @@ async def test_a_reranker_reorders_the_candidates(client, settings, run_worker, 
     assert isinstance(_PrefersBatteries(), Reranker)
     reranked, _ = SearchActivities(engine, embedder, reranker=_PrefersBatteries()).rank(query, vector, 1)
     assert "QV7731" in plain[0].text and "battery" in reranked[0].text
+
+
+def test_a_query_of_common_words_reads_the_first_chunks_holding_them_without_the_index(
+        scratch_database_url: str) -> None:
+    """When the query's rarest word is in many chunks (df^2 > text_budget x chunks), the full-text leg takes the
+    first `text_budget` chunks holding it by a sequential scan instead of a bitmap of all of them: the same rows
+    in the same order as the index would give, scored on every word."""
+    from activities.db import make_engine
+
+    url = scratch_database_url
+    migrate.upgrade(url)
+    texts = [f"Chunk {i} mentions the zorblax relay." + (" It also names the quindle." if i % 2 == 0 else "")
+             for i in range(10)] + ["Nothing to see here."] * 2
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            doc = conn.execute(sa.text("INSERT INTO documents (path) VALUES ('uploads/z.md') RETURNING id")).scalar()
+            ver = conn.execute(sa.text("INSERT INTO document_versions (document_id, version, sha256, size, kind, "
+                                       "source, status, chunks) VALUES (:d, 1, :s, 1, 'markdown', 'upload', "
+                                       "'indexed', :n) RETURNING id"), {"d": doc, "s": "a" * 64, "n": len(texts)}).scalar()
+            conn.execute(sa.text("UPDATE documents SET current_version_id = :v WHERE id = :d"), {"v": ver, "d": doc})
+            for pos, text in enumerate(texts):
+                conn.execute(sa.text("INSERT INTO chunks (document_id, version_id, position, sha256, text, start_line, "
+                                     "end_line, embedding) VALUES (:d, :v, :p, :s, :t, 1, 1, :e)"),
+                             {"d": doc, "v": ver, "p": pos, "s": f"{pos:064x}", "t": text,
+                              "e": "[" + ",".join(["0.05"] * 384) + "]"})
+            conn.execute(sa.text("DELETE FROM rag_terms"))
+            conn.execute(sa.text("INSERT INTO rag_terms (lexeme, chunks) SELECT word, ndoc FROM ts_stat('SELECT tsv "
+                                 "FROM chunks') UNION ALL SELECT '', count(*) FROM chunks"))
+        vector = [0.05] * 384
+
+        def found(budget: int) -> list[tuple[str, float]]:
+            options = RankingOptions.model_construct(**{**RankingOptions().model_dump(), "text_budget": budget,
+                                                        "max_df": 1.0})
+            rows = SearchActivities(engine, None, options=options).candidates(vector, "zorblax quindle", "text").rows
+            return [(r.text, r.text_score) for r in rows]
+
+        exact = found(100)  # all 10 chunks holding a word fit the budget: the index, an exact ranking
+        assert [t for t, _ in exact[:5]] == [texts[8], texts[6], texts[4], texts[2], texts[0]]  # both words
+        assert len(exact) == 10 and all(s == 1.0 for _, s in exact[:5]) and all(s < 1.0 for _, s in exact[5:])
+        # Budget 2: the rarest word (quindle, in 5 chunks: 5 x 5 > 2 x 12 chunks) is read by a scan that stops at
+        # the first 2 chunks holding it.
+        assert [t for t, _ in found(2)] == [texts[2], texts[0]]
+        # Budget 3: not dense (5 x 5 < 3 x 12), the index finds the same first 3.
+        assert [t for t, _ in found(3)] == [texts[4], texts[2], texts[0]]
+    finally:
+        engine.dispose()

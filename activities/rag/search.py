@@ -50,6 +50,11 @@ from domain.rag import (
 # only words left out of the OR scores at most the sum of their (small) IDFs, below the candidates holding a rarer
 # word; when all the words' chunks fit the budget, the ranking is exact (bench/rag_quality.py: the same figures
 # with budgets of 100, 300, 1,000 and unbounded).
+# When the rarest word alone is in more chunks than the budget, and so many that df^2 > text_budget x chunks (a
+# query of common words: at 100,000 chunks and a budget of 500, a word in over ~7,000), a bitmap of all its chunks
+# costs more than reading the table from its start until `text_budget` of them are found (GIN checks every posting:
+# ~3-5 ms for 10,000): that scan (ts_match_vq, the function behind @@, which no index serves) gives the same rows
+# in the same order. synchronize_seqscans is off for the session, so the scan always starts at the table's start.
 # The query text is turned into words in a sub-SELECT so that the planner estimates the same with and without
 # its value: the prepared statement's generic plan then costs no more than a fresh one and is kept (see
 # _search_sql).
@@ -64,7 +69,7 @@ vec AS (
     FROM nn JOIN documents d ON d.current_version_id = nn.version_id
 ),
 terms AS MATERIALIZED (
-    SELECT s.lexeme, s.chunks AS df, ln(1 + (n.chunks - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
+    SELECT s.lexeme, s.chunks AS df, n.chunks AS total, ln(1 + (n.chunks - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf,
            '''' || replace(replace(s.lexeme, '\', '\\'), '''', '''''') || '''' AS literal
     FROM (SELECT DISTINCT unnest(tsvector_to_array((SELECT to_tsvector('english', %(text)s)))) AS lexeme) w
     JOIN rag_terms s ON s.lexeme = w.lexeme AND s.lexeme <> ''
@@ -74,15 +79,23 @@ terms AS MATERIALIZED (
 ),
 scored AS MATERIALIZED (SELECT idf, literal::tsquery AS tq FROM terms),
 finders AS MATERIALIZED (
-    SELECT string_agg(literal, ' | ')::tsquery AS tq FROM (
-        SELECT literal, sum(df) OVER w AS reach, row_number() OVER w AS i FROM terms
+    SELECT string_agg(literal, ' | ')::tsquery AS tq,
+           max(reach)::float8 * max(reach) > {text_budget}::float8 * max(total) AS dense
+    FROM (
+        SELECT literal, total, sum(df) OVER w AS reach, row_number() OVER w AS i FROM terms
         WINDOW w AS (ORDER BY idf DESC, lexeme)) t
     WHERE reach <= {text_budget} OR i = 1
 ),
 txt AS MATERIALIZED (
     SELECT id, score, row_number() OVER (ORDER BY score DESC, id DESC) AS r FROM (
         SELECT c.id, sum(s.idf) AS score
-        FROM (SELECT id, version_id, tsv FROM chunks WHERE tsv @@ (SELECT tq FROM finders) LIMIT {text_budget}) c
+        FROM (
+            (SELECT id, version_id, tsv FROM chunks
+             WHERE NOT (SELECT dense FROM finders) AND tsv @@ (SELECT tq FROM finders) LIMIT {text_budget})
+            UNION ALL  -- the same rows, the first in the table's order, found without the index (see above)
+            (SELECT id, version_id, tsv FROM chunks
+             WHERE (SELECT dense FROM finders) AND ts_match_vq(tsv, (SELECT tq FROM finders)) LIMIT {text_budget})
+        ) c
         JOIN documents d ON d.current_version_id = c.version_id
         JOIN scored s ON c.tsv @@ s.tq
         GROUP BY c.id
@@ -158,6 +171,7 @@ class SearchActivities:
         with self.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement: no BEGIN/COMMIT trips
             _session_setting(conn, "hnsw.ef_search", max(self.ef_search, fetch))
+            _session_setting(conn, "synchronize_seqscans", False)  # the full-text leg's scan starts at the start
             vector_oid = _binary_vectors(conn)
             # Results in binary: the embeddings come as pgvector's own bytes (half the size of bytea's hex text,
             # nothing to encode or decode), numbers as numbers.
@@ -233,12 +247,12 @@ class SearchActivities:
         return [self.search, self.retrieve]
 
 
-def _session_setting(conn: sa.Connection, name: str, value: int) -> None:
+def _session_setting(conn: sa.Connection, name: str, value: int | bool) -> None:
     """SET a setting for the session of this pooled connection, once: the value is remembered with the connection
     (SQLAlchemy clears that memory when the connection is closed), so the search itself is one round trip."""
     known = conn.connection.info.setdefault("search_settings", {})
     if known.get(name) != value:
-        conn.exec_driver_sql(f"SET {name} = {int(value)}")
+        conn.exec_driver_sql(f"SET {name} = {('off', 'on')[value] if isinstance(value, bool) else int(value)}")
         known[name] = value
 
 
