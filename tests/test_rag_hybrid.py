@@ -270,7 +270,8 @@ def test_a_query_of_common_words_reads_the_first_chunks_holding_them_without_the
             doc = conn.execute(sa.text("INSERT INTO documents (path) VALUES ('uploads/z.md') RETURNING id")).scalar()
             ver = conn.execute(sa.text("INSERT INTO document_versions (document_id, version, sha256, size, kind, "
                                        "source, status, chunks) VALUES (:d, 1, :s, 1, 'markdown', 'upload', "
-                                       "'indexed', :n) RETURNING id"), {"d": doc, "s": "a" * 64, "n": len(texts)}).scalar()
+                                       "'indexed', :n) RETURNING id"),
+                               {"d": doc, "s": "a" * 64, "n": len(texts)}).scalar()
             conn.execute(sa.text("UPDATE documents SET current_version_id = :v WHERE id = :d"), {"v": ver, "d": doc})
             for pos, text in enumerate(texts):
                 conn.execute(sa.text("INSERT INTO chunks (document_id, version_id, position, sha256, text, start_line, "

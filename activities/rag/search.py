@@ -1,9 +1,11 @@
 """Hybrid search over the chunks of every document's current version, and retrieval for requests.
 
-One SQL round trip per query: the nearest vectors (HNSW, cosine) and the best full-text matches (`tsvector` with
-a GIN index; the query's rarer words OR-ed, ranked by the inverse document frequency of the words matched) are fused by weighted reciprocal rank fusion in the
-database, which returns the fused candidates with their embeddings; then maximal marginal relevance and a cap of
-passages per document choose the k shown (domain/ranking.py). An optional reranker scores the candidates first.
+One SQL round trip per query (a prepared statement, results in binary): the nearest vectors (HNSW, cosine) and the
+best full-text matches (`tsvector` with a GIN index; the query's rarer words OR-ed, ranked by the inverse document
+frequency of the words matched) are found in the database, which returns both legs' candidates with their
+embeddings and word scores; here they are fused (cosine similarity, computed from those embeddings, + the weighted
+share of word weight matched; or reciprocal rank fusion), then maximal marginal relevance and a cap of passages per
+document choose the k shown (domain/ranking.py). An optional reranker scores the candidates first.
 
 Flagged chunks (the guardrails found instructions in them at ingestion) are shown by search with their finding,
 and left out of a request's context unless the operator allows them.
