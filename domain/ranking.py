@@ -59,21 +59,23 @@ def diversify(relevance: Sequence[float], vectors: np.ndarray | None, documents:
     # Similarities to each chosen passage, one row at a time (k matrix-vector products): the full n x n product
     # costs more than the whole choice and, run by a multithreaded BLAS on a busy machine, milliseconds.
     similar = vectors is not None and (mmr_lambda < 1.0 or duplicate <= 1.0)
-    per_doc: dict[object, int] = {}
+    # A document that reaches its cap takes all its other candidates out at once (one corpus-wide document would
+    # otherwise cost one pass per remaining candidate).
+    codes: dict[object, int] = {}
+    doc_of = np.fromiter((codes.setdefault(d, len(codes)) for d in documents), dtype=np.int64, count=n)
+    per_doc = np.zeros(len(codes), dtype=np.int64)
     chosen: list[int] = []
     max_sim = np.zeros(n)
     available = np.ones(n, dtype=bool)
-    while len(chosen) < k:
+    while len(chosen) < k and available.any():
         score = mmr_lambda * rel - (1.0 - mmr_lambda) * max_sim if chosen and mmr_lambda < 1.0 else rel.copy()
         score[~available] = -np.inf
         best = int(np.argmax(score))
-        if not np.isfinite(score[best]):
-            break
         available[best] = False
-        doc = documents[best]
-        if per_doc.get(doc, 0) >= per_document:
-            continue
-        per_doc[doc] = per_doc.get(doc, 0) + 1
+        doc = doc_of[best]
+        per_doc[doc] += 1
+        if per_doc[doc] >= per_document:
+            available &= doc_of != doc
         chosen.append(best)
         if similar:
             row = vectors @ vectors[best]

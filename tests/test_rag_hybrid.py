@@ -102,6 +102,24 @@ async def test_full_text_leg_quotes_odd_words_and_scores_its_candidates_on_every
     assert mine[:2] == ["both.md", "one.md"]  # both found by their rarest word, ranked on all the words they hold
 
 
+async def test_similarity_computed_from_the_fetched_embeddings_is_the_databases(
+        client, settings, run_worker, scripted_pool, embedder, uploads, folder, engine):  # noqa: F811
+    async with run_worker(scripted_pool(), embedder=embedder):
+        await upload_and_wait(client, settings, uploads, f"{folder}/faults.md", CALIBRATION)
+    query = "which code means the battery ran low?"
+    vector = embedder.encode([query])[0].tolist()
+    hits, _ = SearchActivities(engine, embedder).rank(query, vector, 3, per_document=3)
+    nearest = SearchActivities(engine, embedder).search_vector(vector, 3)
+    with engine.connect() as conn:
+        exact = dict(conn.execute(sa.text("SELECT id, 1 - (embedding <=> CAST(:q AS vector)) FROM chunks "
+                                          "WHERE id = ANY(:ids)"),
+                                  {"q": str(vector), "ids": [h.chunk_id for h in hits + nearest]}).all())
+    assert hits and nearest and len(exact) >= len(hits)
+    for h in hits + nearest:
+        assert h.similarity == pytest.approx(exact[h.chunk_id], abs=2e-6)
+    assert [h.similarity for h in nearest] == sorted((h.similarity for h in nearest), reverse=True)
+
+
 def test_diversify_caps_documents_and_skips_duplicates() -> None:
     v = np.eye(4, dtype=np.float32)
     dup = np.vstack([v[0], v[0], v[1], v[2]])
@@ -109,6 +127,9 @@ def test_diversify_caps_documents_and_skips_duplicates() -> None:
     assert diversify([1.0, 0.99, 0.9, 0.8], dup, ["a", "b", "c", "d"], k=2, per_document=2, mmr_lambda=1.0) == [0, 1]
     assert diversify([1.0, 0.9, 0.8, 0.7], v, ["a", "a", "a", "b"], k=3, per_document=2, mmr_lambda=1.0) == [0, 1, 3]
     assert diversify([], None, [], k=3, per_document=1, mmr_lambda=0.5) == []
+    one_document = np.eye(6, dtype=np.float32)  # every candidate from one document: the cap ends the choice
+    assert diversify([0.9, 1.0, 0.8, 0.7, 0.95, 0.6], one_document, ["a"] * 6, k=5, per_document=2,
+                     mmr_lambda=1.0) == [1, 4]
     near = np.vstack([v[0], v[0] * 0.99 + v[1] * 0.14, v[2]])
     near /= np.linalg.norm(near, axis=1, keepdims=True)
     assert diversify([1.0, 0.99, 0.5], near, ["a", "b", "c"], k=2, per_document=2, mmr_lambda=1.0,
@@ -230,3 +251,51 @@ async def test_a_reranker_reorders_the_candidates(client, settings, run_worker, 
     assert isinstance(_PrefersBatteries(), Reranker)
     reranked, _ = SearchActivities(engine, embedder, reranker=_PrefersBatteries()).rank(query, vector, 1)
     assert "QV7731" in plain[0].text and "battery" in reranked[0].text
+
+
+def test_a_query_of_common_words_reads_the_first_chunks_holding_them_without_the_index(
+        scratch_database_url: str) -> None:
+    """When the query's rarest word is in many chunks (df^2 > text_budget x chunks), the full-text leg takes the
+    first `text_budget` chunks holding it by a sequential scan instead of a bitmap of all of them: the same rows
+    in the same order as the index would give, scored on every word."""
+    from activities.db import make_engine
+
+    url = scratch_database_url
+    migrate.upgrade(url)
+    texts = [f"Chunk {i} mentions the zorblax relay." + (" It also names the quindle." if i % 2 == 0 else "")
+             for i in range(10)] + ["Nothing to see here."] * 2
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            doc = conn.execute(sa.text("INSERT INTO documents (path) VALUES ('uploads/z.md') RETURNING id")).scalar()
+            ver = conn.execute(sa.text("INSERT INTO document_versions (document_id, version, sha256, size, kind, "
+                                       "source, status, chunks) VALUES (:d, 1, :s, 1, 'markdown', 'upload', "
+                                       "'indexed', :n) RETURNING id"),
+                               {"d": doc, "s": "a" * 64, "n": len(texts)}).scalar()
+            conn.execute(sa.text("UPDATE documents SET current_version_id = :v WHERE id = :d"), {"v": ver, "d": doc})
+            for pos, text in enumerate(texts):
+                conn.execute(sa.text("INSERT INTO chunks (document_id, version_id, position, sha256, text, start_line, "
+                                     "end_line, embedding) VALUES (:d, :v, :p, :s, :t, 1, 1, :e)"),
+                             {"d": doc, "v": ver, "p": pos, "s": f"{pos:064x}", "t": text,
+                              "e": "[" + ",".join(["0.05"] * 384) + "]"})
+            conn.execute(sa.text("DELETE FROM rag_terms"))
+            conn.execute(sa.text("INSERT INTO rag_terms (lexeme, chunks) SELECT word, ndoc FROM ts_stat('SELECT tsv "
+                                 "FROM chunks') UNION ALL SELECT '', count(*) FROM chunks"))
+        vector = [0.05] * 384
+
+        def found(budget: int) -> list[tuple[str, float]]:
+            options = RankingOptions.model_construct(**{**RankingOptions().model_dump(), "text_budget": budget,
+                                                        "max_df": 1.0})
+            rows = SearchActivities(engine, None, options=options).candidates(vector, "zorblax quindle", "text").rows
+            return [(r.text, r.text_score) for r in rows]
+
+        exact = found(100)  # all 10 chunks holding a word fit the budget: the index, an exact ranking
+        assert [t for t, _ in exact[:5]] == [texts[8], texts[6], texts[4], texts[2], texts[0]]  # both words
+        assert len(exact) == 10 and all(s == 1.0 for _, s in exact[:5]) and all(s < 1.0 for _, s in exact[5:])
+        # Budget 2: the rarest word (quindle, in 5 chunks: 5 x 5 > 2 x 12 chunks) is read by a scan that stops at
+        # the first 2 chunks holding it.
+        assert [t for t, _ in found(2)] == [texts[2], texts[0]]
+        # Budget 3: not dense (5 x 5 < 3 x 12), the index finds the same first 3.
+        assert [t for t, _ in found(3)] == [texts[4], texts[2], texts[0]]
+    finally:
+        engine.dispose()
