@@ -273,8 +273,10 @@ class LLMActivities:
             if not text or writer is None:
                 return True
             if req.scan_output:
+                started = time.perf_counter()
                 verdict = self.scanner.scan(ScanRequest(text=sent + text, kind="prompt", source="model_output",
                                                         semantic=req.scan_semantic))
+                batcher.spent(time.perf_counter() - started)  # the next scan waits in proportion (a long answer)
                 if verdict.verdict == "block":
                     return False
             writer.write(AnswerChunk(start=len(sent), text=text))
