@@ -61,7 +61,7 @@ class Batcher:
     grows with the answer). `spent(seconds)` reports that work; the next batch then waits until it amounts to at
     most `busy_share` of the time, so a long answer is scanned less often instead of generating slower."""
 
-    def __init__(self, interval_s: float = 0.075, max_pieces: int = 32, busy_share: float = 0.05) -> None:
+    def __init__(self, interval_s: float = 0.2, max_pieces: int = 32, busy_share: float = 0.05) -> None:
         self.interval_s = interval_s
         self.max_pieces = max_pieces
         self.busy_share = busy_share
