@@ -41,7 +41,7 @@ from activities.resource_monitor import ResourceMonitor
 from domain.approvals import ApprovalRules
 from domain.resources import ResourceLimits
 from activities.routing import RoutingActivities
-from activities.scanning import ScanActivities, Scanner, pool_security_model
+from activities.scanning import ScanActivities, Scanner
 from domain.registry import Registry
 from hybrid_llm.policy_file import load_policy
 from hybrid_llm.worker_policy import worker_policy
@@ -103,14 +103,15 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     blobs = BlobStore(engine)
     gate = LockdownGate(store)
     embedder = embedder or Embedder(threads=settings.embed_threads)
-    judge = pool_security_model(pool, gate, settings.guard_model) if settings.guard_model else None
-    scanner = Scanner(GuardActivities(embedder, security_model=judge))
+    if settings.guard_model and pool.registry.get(settings.guard_model) is None:
+        raise ValueError(f"HYBRID_GUARD_MODEL {settings.guard_model!r} is not in the model registry")
+    scanner = Scanner(GuardActivities(embedder, int8=settings.guard_int8))  # the judge (guard_model) is a model call of the workflows
     shared = SharedPool(pool, engine, scope=task_queue, worker_queue=pool_queue(task_queue, uuid.uuid4().hex[:12]))
     llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads, blobs=blobs,
                         blob_threshold_bytes=settings.blob_threshold_bytes, usage=UsageLedger(engine),
                         streams=AnswerStreams.on_running_loop(client), shared=shared,
                         stream_batch_s=settings.stream_batch_ms / 1000)
-    scans = ScanActivities(scanner)
+    scans = ScanActivities(scanner, blobs)
     policy, files = load_policy(settings), PlatformFiles(settings.root)
     preflight = PreflightActivities(llm.snapshot, scanner, *worker_policy(settings, policy))
     approvals = ApprovalStore(engine)
@@ -140,7 +141,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
                     lockdown.check_release, lockdown.record_strike, lockdown.broadcast, lockdown.alert,
                     permissions.check, permissions.record_failure, permissions.write,
                     ApprovalActivities(approvals).grant, scans.scan, preflight.preflight,
-                    BlobActivities(blobs).put_messages,
+                    *BlobActivities(blobs).all(),
                     *rag_activities(Uploads(files, engine, gate, policy, settings.max_upload_bytes), embedder,
                                    settings, scanner),
                     *sandbox_activities(settings, store, gate, policy, blobs=blobs).all()],

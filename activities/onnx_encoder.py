@@ -79,6 +79,28 @@ def _export(st, target: Path) -> None:
             os.unlink(tmp)
 
 
+def _quantize(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation of the MatMuls (per-channel weights): ~2.4x faster per short text here, embeddings
+    within cosine 0.98-0.995 of fp32 (tests/test_embeddings_onnx.py; the learned guard heads are measured on it)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.getLogger().disabled, was = True, logging.getLogger().disabled  # "consider pre-processing"
+            try:
+                quantize_dynamic(str(source), tmp, weight_type=QuantType.QInt8, per_channel=True,
+                                 op_types_to_quantize=["MatMul"])
+            finally:
+                logging.getLogger().disabled = was
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 class OnnxEncoder:
     def __init__(self, session, tokenizer, max_tokens: int, dimensions: int) -> None:
         self.session = session
@@ -87,8 +109,10 @@ class OnnxEncoder:
         self.dimensions = dimensions
 
     @classmethod
-    def build(cls, st, model_dir: Path, cache_dir: Path, threads: int | None) -> OnnxEncoder | None:
-        """The ONNX twin of SentenceTransformer `st`, or None (with the reason logged) to keep torch."""
+    def build(cls, st, model_dir: Path, cache_dir: Path, threads: int | None,
+              int8: bool = False) -> OnnxEncoder | None:
+        """The ONNX twin of SentenceTransformer `st`, or None (with the reason logged) to keep torch.
+        int8: the graph's matrix products quantised to int8 (weights per channel, activations per call)."""
         if not _plain_shape(st):
             log.info("embeddings stay on torch: %s is not Transformer -> mean Pooling -> Normalize", model_dir)
             return None
@@ -98,6 +122,10 @@ class OnnxEncoder:
             target = cache_dir / f"minilm-{_weights_key(model_dir)}.onnx"
             if not target.is_file():
                 _export(st, target)
+            if int8:
+                source, target = target, target.with_name(target.stem + "-int8.onnx")
+                if not target.is_file():
+                    _quantize(source, target)
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads or 0
             options.inter_op_num_threads = 1

@@ -135,4 +135,4 @@ class SharedPool:
                                       in_flight=r["in_flight"], cooling_down=cooldown > 0,
                                       cooldown_remaining_s=round(cooldown, 1), failures=r["failures"],
                                       last_error=r["last_error"], task_queue=r["worker_queue"]))
-        return PoolSnapshot(models=models)
+        return PoolSnapshot(models=models, here=self.worker_queue)

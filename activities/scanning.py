@@ -1,4 +1,5 @@
-"""The guardrails at every scan point: rules (layer 1) and, when asked, the semantic layer (layer 2).
+"""The guardrails at every scan point: rules (layer 1) and, when asked, the semantic layer (layer 2). The judge (a
+model's second opinion) is asked by the workflow through the model-call step, not here (domain/guardrails/judge.py).
 
 Scanning runs in activities so each verdict is recorded in history: replaying an old request after the
 rules change gives the recorded verdict, not a new one.
@@ -8,12 +9,12 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.guard import GuardActivities, SecurityModel
-from activities.llm_pool import LLMPool
-from activities.lockdown_gate import LockdownGate
+from temporalio.exceptions import ApplicationError
+
+from activities.blobs import BlobStore, resolve_texts
+from activities.guard import GuardActivities
 from domain.guardrails import SemanticRequest, Verdict, combine, scan_command, scan_text
 from domain.guardrails.learned import combine_learned
-from domain.requests import ChatMessage
 from domain.scanning import ScanRequest, scan_output
 
 
@@ -49,24 +50,16 @@ class Scanner:
 
 
 class ScanActivities:
-    def __init__(self, scanner: Scanner) -> None:
+    def __init__(self, scanner: Scanner, blobs: BlobStore | None = None) -> None:
         self.scanner = scanner
+        self.blobs = blobs
 
     @activity.defn(name="guard.scan")
     def scan(self, req: ScanRequest) -> Verdict:
+        """A text held by reference (`text_ref`) is read from the blob store, here, where it is scanned."""
+        if req.text_ref is not None:
+            if self.blobs is None:
+                raise ApplicationError("this worker has no blob store to resolve text_ref", type="NoBlobStore")
+            req = req.model_copy(update={"text": resolve_texts(self.blobs, [req.text_ref])[req.text_ref],
+                                         "text_ref": None})
         return self.scanner.scan(req)
-
-
-def pool_security_model(pool: LLMPool, gate: LockdownGate, model_id: str) -> SecurityModel:
-    """The pool's `security` model as the guardrails' second opinion (layer 2), through the lockdown gate."""
-    SCHEMA = {"type": "object", "properties": {"risk": {"type": "string",
-                                                        "enum": ["none", "low", "medium", "high", "critical"]},
-                                               "reason": {"type": "string"}}, "required": ["risk", "reason"]}
-
-    def ask(prompt: str) -> str:
-        pool.ensure_loaded(model_id)
-        with pool.in_flight(model_id) as provider, gate.admit(f"a guardrail check by {model_id}"):
-            out = provider.complete([ChatMessage(role="user", content=prompt)], 128, 0.0, SCHEMA)
-        return out.text
-
-    return ask

@@ -49,6 +49,9 @@ api_rate = sa.Table(
 )
 
 
+_ASYNC_COMMIT = sa.text("SET LOCAL synchronous_commit = off")
+
+
 def day_start(now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -129,10 +132,16 @@ class UsageLedger:
 
     def record(self, *, model_id: str, prompt_tokens: int, completion_tokens: int, request_id: str | None,
                workflow_id: str | None = None, cost_usd: float = 0.0) -> None:
-        """One LLM call, attributed to the owner of its request (None for calls no API principal started)."""
+        """One LLM call, attributed to the owner of its request (None for calls no API principal started).
+
+        Committed without waiting for the WAL flush (synchronous_commit off for this transaction: measured 0.6 ms
+        instead of 2-4 ms, on every model call's path). The row is visible to the budgets at once; only a crash of
+        PostgreSQL itself within about half a second could lose it (the call's tokens stay in the request's
+        history either way)."""
         owner = (sa.select(workflow_owners.c.principal_id).where(workflow_owners.c.request_id == request_id)
                  .limit(1).scalar_subquery())
         with self.engine.begin() as conn:
+            conn.execute(_ASYNC_COMMIT)
             conn.execute(api_usage.insert().values(
                 principal_id=owner if request_id else None, request_id=request_id, workflow_id=workflow_id,
                 model_id=model_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,

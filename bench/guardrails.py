@@ -140,6 +140,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rules-only", action="store_true", help="skip the learned layer (no torch)")
     ap.add_argument("--no-comparators", action="store_true")
+    ap.add_argument("--fp32", action="store_true", help="the learned layer on MiniLM's fp32 graph (default: int8, "
+                                                       "as the worker runs it)")
     ap.add_argument("--verbose", "-v", action="store_true", help="print misses and false positives of one split")
     ap.add_argument("--show", default="dev", choices=("test", "train", "dev"),
                     help="which split --verbose prints (default dev: tune on dev, never on test)")
@@ -152,7 +154,8 @@ def main() -> None:
         from activities.embeddings import Embedder
         from activities.guard import GuardActivities
 
-        guard = GuardActivities(Embedder())
+        guard = GuardActivities(Embedder(), int8=not args.fp32)
+        out["learned_embedding"] = "fp32" if args.fp32 else "int8"
         guard.embedder.encode(["warm up"])
         out["learned_model"] = {k: m for k, (_, _, m) in guard.learned_heads.heads.items()}
     learned_ms: list[float] = []

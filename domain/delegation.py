@@ -12,7 +12,9 @@ import re
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
+
+from domain.blobs import SHA256_PATTERN, Part, held, joined, lit
 
 from domain.permissions import Operation
 from domain.registry import Capability
@@ -69,7 +71,14 @@ def parse_review(text: str) -> ReviewVerdict:
                                                           + text[:200]])
 
 
+HELD_TEXTS = ("task", "context", "system", "passages")
+
+
 class DelegationInput(BaseModel):
+    """One hop's input (a child workflow's input, so it is in history). Its texts travel inline when small, or
+    by reference when larger than the policy's blob threshold: `<name>_ref` is then the sha256 of the text in the
+    blob store and `<name>` is empty; only the activities that need the text (scan, complete) read it."""
+
     request_id: str
     from_model: str
     role: Role
@@ -84,6 +93,33 @@ class DelegationInput(BaseModel):
     temperature: float = Field(default=0.2, ge=0.0, le=2.0, description="the request's temperature")
     system: str | None = Field(default=None, max_length=8_000, description="the user's system text")
     passages: str = Field(default="", max_length=300_000, description="retrieved passages (ask --rag) to cite")
+    task_ref: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    context_ref: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    system_ref: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    passages_ref: str | None = Field(default=None, pattern=SHA256_PATTERN)
+
+    @model_validator(mode="after")
+    def _inline_or_ref(self) -> "DelegationInput":
+        for name in HELD_TEXTS:
+            if getattr(self, f"{name}_ref") is not None and getattr(self, name):
+                raise ValueError(f"{name} is given both inline and by reference")
+        return self
+
+    def part(self, name: str) -> Part:
+        """One of the hop's texts (task, context, system, passages), inline or by reference."""
+        return held(getattr(self, name) or "", getattr(self, f"{name}_ref"))
+
+
+def carried(**texts: Part) -> dict:
+    """DelegationInput fields for texts given as parts: `carried(task=part)` -> {"task": ..., "task_ref": ...}."""
+    fields: dict = {}
+    for name, part in texts.items():
+        assert name in HELD_TEXTS and part.max_chars is None, name
+        fields[name] = part.text if part.ref is None else ""
+        fields[f"{name}_ref"] = part.ref
+    if "system" in fields and not fields["system"]:
+        fields["system"] = None
+    return fields
 
 
 class DelegationRecord(BaseModel):
@@ -119,25 +155,29 @@ def needs_collaboration(classification: TaskClassification) -> str | None:
     return None
 
 
-def coder_prompt(task: str, passages: str = "") -> str:
-    sources = f"\nAnswer from these passages and cite them by number.\n{passages}" if passages else ""
-    return f"Write the code for this task. Reply with the code and brief notes.\nTask: {task}{sources}"
+# The prompts of a hop, composed of parts: literal text, and the hop's texts (inline, or by reference: then the
+# local activity that stores the prompt composes it, workflows/blob_refs.py).
+def coder_prompt(task: Part, passages: Part = lit("")) -> list[Part]:
+    parts = [lit("Write the code for this task. Reply with the code and brief notes.\nTask: "), task]
+    if not passages.empty:
+        parts += [lit("\nAnswer from these passages and cite them by number.\n"), passages]
+    return parts
 
 
-def handover_text(inp: "DelegationInput") -> str:
+def handover_text(inp: "DelegationInput") -> list[Part]:
     """Everything a hop hands to its delegate: scanned as a hand-over before the delegate sees it."""
-    return "\n".join(t for t in (inp.task, inp.context, inp.system or "", inp.passages) if t)
+    return joined([[inp.part(name)] for name in HELD_TEXTS])
 
 
-def revise_prompt(task: str, code: str, findings: list[str]) -> str:
+def revise_prompt(task: Part, code: str, findings: list[str]) -> list[Part]:
     listed = "\n".join(f"- {f}" for f in findings) or "- (no details)"
-    return (f"Revise your code for the task so that it fixes every finding of the security review.\nTask: {task}\n"
-            f"Your code:\n{code}\nFindings:\n{listed}")
+    return [lit("Revise your code for the task so that it fixes every finding of the security review.\nTask: "),
+            task, lit(f"\nYour code:\n{code}\nFindings:\n{listed}")]
 
 
-def review_prompt(task: str, code: str, round_no: int) -> str:
-    return (f"Security review, round {round_no}. Review this code for security problems. Answer ONLY with JSON "
-            f'{{"verdict": "approve" | "changes", "findings": [...]}}.\nTask: {task}\nCode:\n{code}')
+def review_prompt(task: Part, code: Part, round_no: int) -> list[Part]:
+    return [lit(f"Security review, round {round_no}. Review this code for security problems. Answer ONLY with JSON "
+                f'{{"verdict": "approve" | "changes", "findings": [...]}}.\nTask: '), task, lit("\nCode:\n"), code]
 
 
 def format_prompt(task: str, result: DelegationResult) -> str:

@@ -12,6 +12,10 @@ class ModelRef(BaseModel):
     model_id: str
 
 
+# The error type of a call that reached a worker other than the one its placement names (llm.complete).
+MISPLACED = "Misplaced"
+
+
 class CompletionRequest(BaseModel):
     model_id: str
     messages: list[ChatMessage] = Field(default_factory=list)
@@ -32,6 +36,9 @@ class CompletionRequest(BaseModel):
     seed: int | None = None  # a retried call samples the same text (the stream skips what was published)
     stream: bool = False  # publish the text to the calling workflow's stream as it is generated
     resume: bool = False  # an earlier call may have published part of the answer: continue after it
+    # The pool queue routing chose, when the call was sent on the workflow's own queue to start eagerly on the
+    # worker running the workflow: any other worker refuses it (Misplaced) and the workflow sends it to that queue.
+    placement: str | None = None
 
     @model_validator(mode="after")
     def _messages_or_ref(self) -> "CompletionRequest":

@@ -37,6 +37,8 @@ class ModelStatus(BaseModel):
 
 class PoolSnapshot(BaseModel):
     models: list[ModelStatus] = Field(default_factory=list)
+    here: str | None = Field(default=None, description="the pool queue of the worker that took this snapshot (a local "
+                             "activity: the worker running the workflow's task); a call placed there can start eagerly")
 
     def get(self, model_id: str, task_queue: str | None = None) -> ModelStatus | None:
         """The model's entry on that worker's queue; without one, its entry on a worker that has it loaded."""
@@ -50,4 +52,5 @@ class PoolSnapshot(BaseModel):
 
     def without_queue(self, task_queue: str) -> "PoolSnapshot":
         """The pool without one worker's entries (a worker that stopped answering)."""
-        return PoolSnapshot(models=[m for m in self.models if m.task_queue != task_queue])
+        return PoolSnapshot(models=[m for m in self.models if m.task_queue != task_queue],
+                            here=None if self.here == task_queue else self.here)

@@ -8,13 +8,16 @@ from pydantic import BaseModel, Field
 
 import re
 
+from domain.blobs import SHA256_PATTERN
 from domain.guardrails import Risk, Source, Verdict, make_verdict, scan_command, scan_text
 
 ScanKind = Literal["command", "prompt"]
 
 
 class ScanRequest(BaseModel):
-    text: str = Field(max_length=2_000_000)
+    text: str = Field(default="", max_length=2_000_000)
+    text_ref: str | None = Field(default=None, pattern=SHA256_PATTERN, description="The text by reference (a text "
+                                 "blob's sha256), resolved by the scan activity; `text` is then empty.")
     kind: ScanKind = "prompt"
     source: Source = "user"
     semantic: bool = False

@@ -27,8 +27,11 @@ class Tuning(BaseModel):
     sandbox_review_timeout_s: float = Field(default=86400.0, gt=0)
     approvals_four_eyes: bool = Field(default=True, description="a reviewer or approver must not be the requester")
     guard_semantic: bool = False
-    blob_threshold_bytes: int = Field(default=4096, ge=0, description="Prompts larger than this go to "
-                                      "LLM activities by hash (blob store), not inline in history.")
+    guard_judge_model: str | None = Field(default=None, description="The registry model asked for a second opinion "
+                                          "where the semantic layer scans (HYBRID_GUARD_MODEL); None: no judge.")
+    blob_threshold_bytes: int = Field(default=4096, ge=0, description="Texts larger than this go by "
+                                      "hash (blob store), not inline in history: prompts to LLM activities, the "
+                                      "texts of delegation hops, the texts their scans read.")
     delegation_max_depth: int = Field(default=3, ge=1, le=10)
     delegation_max_rounds: int = Field(default=2, ge=1, le=10)
     max_tokens_cap: int = Field(default=8192, ge=1, description="A request asking for more is refused.")

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
         "A streamed answer is published in batches at most this often (the first piece at once). Each batch is a "
         "signal, a workflow task and a history event: on a small host that work competes with the model's "
         "generation (measured on 2 cores: 75 ms batches cost ~15% of the tokens/s, 200 ms ~0-5%)."))
+    workflow_sandbox: bool = Field(default=False, description="Run workflow code in the SDK's sandbox in the worker "
+                                   "too (slower); replays (audit verify, tests) always use the full sandbox.")
     embed_threads: int = Field(default=1, ge=1, le=64, description=(
         "Threads per MiniLM embedding (ONNX Runtime's, or torch's without it). One: the worker embeds many texts "
         "at once, and torch's own pool thrashes on a busy machine; raise it for a dedicated ingestion worker."))
@@ -92,8 +94,11 @@ class Settings(BaseSettings):
     monitor_every_s: float = Field(default=10.0, gt=0)
     # Guardrails: add the semantic layer (MiniLM k-NN against labelled attacks) to the rules at every scan point.
     guard_semantic: bool = False
-    guard_model: str | None = Field(default=None, description="A registry model id asked for a second opinion in "
-                                                              "the semantic layer (e.g. a bigger local security model).")
+    guard_int8: bool = Field(default=True, description="The learned guard layer embeds prompts on MiniLM's int8 "
+                             "graph (half the time; same test-split figures within one row); false: fp32.")
+    guard_model: str | None = Field(default=None, description="A registry model id asked for a second opinion where "
+                                    "the semantic layer scans (the guard judge: a model call of the workflow, "
+                                    "carried in the worker's policy as guard_judge_model).")
     # Delegation between models: how deep a chain may go, how many review -> revise rounds.
     delegation_max_depth: int = Field(default=3, ge=1, le=10)
     delegation_max_rounds: int = Field(default=2, ge=1, le=10)

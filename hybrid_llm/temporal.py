@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadConverter
 from temporalio.plugin import SimplePlugin
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, TLSConfig
@@ -41,22 +42,38 @@ WORKFLOWS = [RequestWorkflow, PoolWorkflow, LockdownWorkflow, PermissionWorkflow
 PAYLOAD_CONVERTER = pydantic_data_converter.payload_converter
 
 
+@functools.cache
+def _payload_converter(cls: type) -> PayloadConverter:
+    return DataConverter(payload_converter_class=cls).payload_converter
+
+
+@dataclasses.dataclass(frozen=True)
+class _SealingDataConverter(DataConverter):
+    """The SDK binds a serialization context (the workflow id) to the converter for every payload it seals: a copy of
+    the converter, whose construction builds a new pydantic payload converter only to replace it (~1.5 ms of worker
+    CPU per request). The payload converter holds no state: every copy shares one."""
+
+    def _new_payload_converter(self) -> PayloadConverter:
+        return _payload_converter(self.payload_converter_class)
+
+
 def data_converter(keyring: Keyring) -> DataConverter:
     """pydantic payloads, every one sealed; failure messages and stack traces sealed inside the failure too."""
-    return dataclasses.replace(pydantic_data_converter, payload_codec=SealingCodec(keyring),
-                               failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
+    return _SealingDataConverter(payload_converter_class=pydantic_data_converter.payload_converter_class,
+                                 payload_codec=SealingCodec(keyring),
+                                 failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
 class HybridPlugin(SimplePlugin):
     """The platform's Temporal configuration: sealing converter, workflows, interceptors. Give it to
     `Client.connect` (entry points) or to `Replayer`; workers built on such a client inherit it."""
 
-    def __init__(self, keyring: Keyring, interceptors: Sequence = ()) -> None:
+    def __init__(self, keyring: Keyring, interceptors: Sequence = (), sandboxed: bool = False) -> None:
         self.keyring = keyring
         self.converter = data_converter(keyring)
+        # Unsandboxed unless asked (workflows/passthrough.py: replays prove determinism under the full sandbox).
         super().__init__("hybrid-llm", data_converter=self.converter, workflows=list(WORKFLOWS),
-                         interceptors=list(interceptors) or None,
-                         workflow_runner=workflow_runner())  # pure modules passed through: cheap run starts
+                         interceptors=list(interceptors) or None, workflow_runner=workflow_runner(sandboxed))
 
 
 def keyring_for(settings: Settings, create: bool = True) -> Keyring:
@@ -73,7 +90,8 @@ def plugin_for(settings: Settings, keyring: Keyring | None = None) -> HybridPlug
     lines; the worker-only ones are ignored by clients)."""
     from hybrid_llm.observability import worker_interceptors
 
-    return HybridPlugin(keyring or keyring_for(settings), worker_interceptors(settings))
+    return HybridPlugin(keyring or keyring_for(settings), worker_interceptors(settings),
+                        sandboxed=settings.workflow_sandbox)
 
 
 class TemporalUnavailable(RuntimeError):

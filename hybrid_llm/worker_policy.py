@@ -17,7 +17,8 @@ def worker_policy(settings: Settings, permissions: PermissionPolicy) -> tuple[Tu
                     approval_timeout_s=settings.approval_timeout_s,
                     sandbox_review_timeout_s=settings.sandbox_review_timeout_s,
                     approvals_four_eyes=settings.approvals_four_eyes,
-                    guard_semantic=settings.guard_semantic, blob_threshold_bytes=settings.blob_threshold_bytes,
+                    guard_semantic=settings.guard_semantic, guard_judge_model=settings.guard_model,
+                    blob_threshold_bytes=settings.blob_threshold_bytes,
                     delegation_max_depth=settings.delegation_max_depth,
                     delegation_max_rounds=settings.delegation_max_rounds, max_tokens_cap=settings.max_tokens_cap,
                     pool_schedule_to_start_s=settings.pool_schedule_to_start_s)

@@ -9,6 +9,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from domain.principals import AccessRole, Principal
 from domain.requests import RequestResult, UserRequest
+from hybrid_llm.audit import replay
 from hybrid_llm.request_client import start_request
 from hybrid_llm.settings import Settings
 from hybrid_llm.temporal import PayloadReader, keyring_of
@@ -25,8 +26,26 @@ async def ask(client: Client, settings: Settings, prompt: str, **kw) -> Workflow
 
 
 async def ask_and_wait(client: Client, settings: Settings, prompt: str, **kw) -> tuple[WorkflowHandle, RequestResult]:
+    """Start a request and wait for its result; then its history (with its child workflows') must replay under the
+    SDK's full sandbox (the worker runs workflows unsandboxed: workflows/passthrough.py)."""
     handle = await ask(client, settings, prompt, **kw)
-    return handle, await handle.result()
+    result = await handle.result()
+    await assert_replays_in_sandbox(client, handle.id)
+    return handle, result
+
+
+async def assert_replays_in_sandbox(client: Client, workflow_id: str) -> None:
+    """Replay a workflow and every child workflow it started with the sandboxed Replayer (default restrictions,
+    nothing passed through), which refuses I/O, clocks, randomness and threads in workflow code."""
+    histories, todo = [], [workflow_id]
+    while todo:
+        history = await client.get_workflow_handle(todo.pop()).fetch_history()
+        histories.append(history)
+        todo += [e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+                 for e in history.events
+                 if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED]
+    outcome = await replay.verify(histories, keyring=keyring_of(client))
+    assert outcome["failed"] == 0, outcome["failures"]
 
 
 async def routing_from_history(handle: WorkflowHandle) -> list[dict]:

@@ -25,3 +25,13 @@ def test_onnx_embeddings_match_torch(tmp_path, embedder):
     # A second encoder reuses the exported graph.
     again = Embedder(cache_dir=tmp_path)
     assert again.backend == "onnxruntime" and float(np.abs(again.encode(TEXTS[:3]) - b[:3]).max()) < 1e-6
+
+
+def test_the_int8_graph_is_close_to_fp32_and_only_used_when_asked(embedder):
+    """The learned guard layer embeds on the int8 graph (fast=True); everything else (RAG) keeps fp32."""
+    exact, fast = embedder.encode(TEXTS), embedder.encode(TEXTS, fast=True)
+    assert fast.shape == exact.shape
+    cosines = (exact * fast).sum(axis=1)
+    assert float(cosines.min()) > 0.95 and float(np.median(cosines)) > 0.98
+    assert float(np.abs(exact - fast).max()) > 1e-4  # it is another graph (quantised), not the fp32 one again
+    assert float(np.abs(embedder.encode(TEXTS[:3]) - exact[:3]).max()) < 1e-6  # fp32 unchanged by the int8 twin

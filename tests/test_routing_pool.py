@@ -3,17 +3,32 @@
 
 from __future__ import annotations
 
-from hybrid_llm.temporal import connect
+import functools
+
+import worker as worker_module
+from domain.llm import MISPLACED
+from hybrid_llm.temporal import PayloadReader, connect, keyring_of
 from tests.conftest import scripted
 from tests.helpers import ask_and_wait
 
 
 async def complete_queues(handle) -> list[str]:
-    """The task queue each llm.complete of this request was sent to."""
+    """The pool each llm.complete of this request was sent to: its task queue, or, for a call started eagerly on the
+    worker running the workflow (sent on the workflow's own queue), the placement it carries (the activity refuses
+    to run on any other worker)."""
+    reader = PayloadReader(keyring_of(handle._client))
     history = await handle.fetch_history()
-    return [e.activity_task_scheduled_event_attributes.task_queue.name for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-            and e.activity_task_scheduled_event_attributes.activity_type.name == "llm.complete"]
+    return [reader.value(a.input.payloads[0]).get("placement") or a.task_queue.name for a in (
+        e.activity_task_scheduled_event_attributes for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes"))
+        if a.activity_type.name == "llm.complete"]
+
+
+async def misplaced(handle) -> int:
+    """How many of this request's calls reached a worker other than their placement (and were sent on)."""
+    history = await handle.fetch_history()
+    return sum(1 for e in history.events if e.HasField("activity_task_failed_event_attributes")
+               and e.activity_task_failed_event_attributes.failure.application_failure_info.type == MISPLACED)
 
 
 async def test_the_request_goes_to_the_worker_that_has_the_model_loaded(client, settings, run_worker,
@@ -50,3 +65,28 @@ async def test_a_model_cooling_down_on_one_worker_is_known_to_every_router(clien
     # Later requests never try the cooling copy: the healthy worker's copy answers (loaded there on first use).
     assert all(r.model == "m" and [x.ok for x in r.attempts] == [True] for _, r in later)
     assert set(queues) == {b.pool_queue}
+
+
+async def test_a_call_meant_for_one_worker_that_another_takes_is_sent_to_its_pool(client, settings, run_worker,
+                                                                                scripted_pool, monkeypatch):
+    """A call for the pool of the worker running the workflow goes on the workflow's queue to start eagerly there. When
+    the server does not hand it back eagerly (here: worker a never asks), any worker may take it from that queue: the
+    wrong one refuses it (Misplaced) and the workflow sends it to the pool's own queue. Nothing runs on the cold pool."""
+    warm, cold = scripted_pool(scripted("m")), scripted_pool(scripted("m"))
+    warm.ensure_loaded("m")
+    monkeypatch.setattr(worker_module, "Worker",
+                        functools.partial(worker_module.Worker, disable_eager_activity_execution=True))
+    async with run_worker(warm) as a:
+        monkeypatch.undo()
+        async with run_worker(cold, client=await connect(settings)):
+            refused, answered = 0, []
+            for i in range(40):  # each call a's workflow task places is taken by b about half the time
+                handle, result = await ask_and_wait(client, settings, f"hello {i}")
+                answered.append((result.model, [x.ok for x in result.attempts], await complete_queues(handle)))
+                refused += await misplaced(handle)
+                if refused >= 2:
+                    break
+    assert refused >= 2, "no call was ever taken by the other worker: the test did not exercise the refusal"
+    assert all(model == "m" and oks == [True] for model, oks, _ in answered)
+    assert all(set(queues) == {a.pool_queue} for _, _, queues in answered)
+    assert not cold.status("m").loaded  # the cold worker never ran the model

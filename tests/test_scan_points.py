@@ -74,29 +74,6 @@ async def test_file_contents_a_model_writes_are_scanned(client, settings, run_wo
     assert (settings.root / "downloads" / "setup.sh").read_text().endswith("make\n")
 
 
-def test_the_pools_security_model_gives_a_second_opinion(embedder, engine, local_pool):
-    from activities.guard import GuardActivities
-    from activities.lockdown_gate import LockdownGate
-    from activities.lockdown_store import LockdownStore
-    from activities.scanning import Scanner, pool_security_model
-    from domain.scanning import ScanRequest
-
-    judge = pool_security_model(local_pool, LockdownGate(LockdownStore(engine, "judge")), "smollm2-135m")
-    reply = judge('Reply with JSON {"risk": "...", "reason": "..."} for: rm -rf /')
-    import json
-
-    assert json.loads(reply)["risk"] in {"none", "low", "medium", "high", "critical"}  # grammar-constrained
-    # The judge's opinion counts: a text the rules allow is blocked when the judge says it is an attack ...
-    worried = Scanner(GuardActivities(embedder, security_model=lambda _: '{"risk": "critical", "reason": "exfil"}'))
-    calm_text = ScanRequest(text="please tidy the build folder", kind="command", semantic=True)
-    assert Scanner(GuardActivities(embedder)).scan(calm_text).verdict == "allow"
-    verdict = worried.scan(calm_text)
-    assert verdict.verdict == "block" and "security_model" in verdict.rules
-    # ... and never lowers the rules' block.
-    calm = Scanner(GuardActivities(embedder, security_model=lambda _: '{"risk": "none", "reason": "fine"}'))
-    assert calm.scan(ScanRequest(text="rm -rf --no-preserve-root /", kind="command", semantic=True)).verdict == "block"
-
-
 async def test_system_text_is_scanned_before_any_model_runs(client, settings, run_worker, scripted_pool):
     async with run_worker(scripted_pool()):
         handle = await ask(client, settings, "What is the weather like?",

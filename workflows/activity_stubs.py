@@ -15,7 +15,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from domain.activity_inputs import DiscardInput, SandboxSupport, StatusRequest, WriteRequest
     from domain.approvals import ApprovalGrant, FailureCounts, FailureRecord, GrantRequest
-    from domain.blobs import BlobRef, MessagesBlob
+    from domain.blobs import BlobRef, BlobRefs, MessagesBlob, TextBlobs
     from domain.guardrails import Verdict
     from domain.llm import Completion, CompletionRequest, HealthResult, LoadResult, ModelFailure, ModelRef, PoolCommand
     from domain.lockdown import EngageRequest, LockdownSignal, LockdownState, ReleaseCheck
@@ -91,6 +91,9 @@ guard_scan = Activity[ScanRequest, Verdict]("guard.scan", Verdict, local=True, *
 blobs_put_messages = Activity[MessagesBlob, BlobRef]("blobs.put_messages", BlobRef, local=True,
                                                      start_to_close_timeout=timedelta(seconds=30),
                                                      retry_policy=BOOKKEEPING_RETRY)
+blobs_put_texts = Activity[TextBlobs, BlobRefs]("blobs.put_texts", BlobRefs, local=True,
+                                              start_to_close_timeout=timedelta(seconds=30),
+                                              retry_policy=BOOKKEEPING_RETRY)
 # Permissions and files.
 permissions_check = Activity[PermissionRequest, PermissionDecision]("permissions.check", PermissionDecision)
 permissions_record_failure = Activity[FailureRecord, FailureCounts]("permissions.record_failure", FailureCounts)

@@ -4,6 +4,8 @@ coder: write the code -> ask the security reviewer (a child hop) -> revise on fi
 reviewer: return a structured verdict (approve, or changes with findings).
 Every hand-over passes the guardrails as a hand-over; every hop asks permission to delegate; scopes only narrow.
 Model calls go through the one model-call step (workflows/model_call.py) with the request's options.
+A hop's texts (task, passages, system text, the code under review) travel by reference when they are larger than
+the policy's blob threshold: prompts are composed of parts and stored whole by a local activity (blob_refs.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         DelegationRecord,
         DelegationResult,
         Role,
+        carried,
         coder_prompt,
         handover_text,
         narrow,
@@ -24,11 +27,13 @@ with workflow.unsafe.imports_passed_through():
         review_prompt,
         revise_prompt,
     )
+    from domain.blobs import Part, PromptMessage, lit
     from domain.permissions import Actor, Operation, PermissionRequest
     from domain.registry import Capability
-    from domain.requests import ChatMessage, Usage
+    from domain.requests import Usage
     from domain.routing import TaskClassification
     from workflows import activity_stubs as act
+    from workflows.blob_refs import texts_by_reference
     from workflows.model_call import ModelCall, ModelCaller
 
 CODER_SYSTEM = "You are a careful senior software engineer. Write secure, working code."
@@ -48,24 +53,26 @@ class DelegationWorkflow(ModelCaller):
     @workflow.run
     async def run(self, inp: DelegationInput) -> DelegationResult:
         await self.checkpoint()
-        await self.scan(handover_text(inp), "delegation", f"the delegation to the {inp.role.value}", inp.tuning)
+        await self.scan(handover_text(inp), "delegation", f"the delegation to the {inp.role.value}", inp.tuning,
+                        inp.request_id)
         if inp.role == Role.REVIEWER:
             return await self._review(inp)
         return await self._code(inp)
 
-    async def _call(self, inp: DelegationInput, capability: Capability, why: str, system: str, prompt: str,
+    async def _call(self, inp: DelegationInput, capability: Capability, why: str, system: str, prompt: list[Part],
                     max_tokens: int, json_schema: dict | None = None) -> ModelCall:
-        if inp.system:
-            system += "\n" + inp.system  # the user's system text reaches every model of the request
+        system_parts = [lit(system)]
+        if not inp.part("system").empty:  # the user's system text reaches every model of the request
+            system_parts += [lit("\n"), inp.part("system")]
         return await self.call_model(
             classification=TaskClassification(task_type=capability, scores={}, reasons=[why]),
             request_id=inp.request_id, tuning=inp.tuning, max_tokens=max_tokens, temperature=inp.temperature,
             json_schema=json_schema, what=f"the {capability.value} answer",
-            messages=[ChatMessage(role="system", content=system), ChatMessage(role="user", content=prompt)])
+            messages=[PromptMessage(role="system", parts=system_parts), PromptMessage(role="user", parts=prompt)])
 
     async def _review(self, inp: DelegationInput) -> DelegationResult:
         call = await self._call(inp, Capability.SECURITY, f"security review delegated by {inp.from_model}",
-                                REVIEWER_SYSTEM, review_prompt(inp.task, inp.context, inp.round),
+                                REVIEWER_SYSTEM, review_prompt(inp.part("task"), inp.part("context"), inp.round),
                                 max_tokens=min(REVIEW_MAX_TOKENS, inp.tuning.max_tokens_cap), json_schema=REVIEW_SCHEMA)
         review = parse_review(call.completion.text)
         return DelegationResult(role=Role.REVIEWER, model=call.model, output=call.completion.text, review=review,
@@ -73,7 +80,7 @@ class DelegationWorkflow(ModelCaller):
 
     async def _code(self, inp: DelegationInput) -> DelegationResult:
         call = await self._call(inp, Capability.CODE, f"code task delegated by {inp.from_model}", CODER_SYSTEM,
-                                coder_prompt(inp.task, inp.passages), max_tokens=inp.max_tokens)
+                                coder_prompt(inp.part("task"), inp.part("passages")), max_tokens=inp.max_tokens)
         result = DelegationResult(role=Role.CODER, model=call.model, output=call.completion.text, usage=call.usage)
         for round_no in range(1, inp.limits.max_rounds + 1):
             if not await self._may_delegate(inp, result):
@@ -89,8 +96,9 @@ class DelegationWorkflow(ModelCaller):
             if round_no == inp.limits.max_rounds:
                 result.notes.append(f"not approved after {round_no} review round(s): the limit")
                 break
-            prompt = revise_prompt(inp.task, result.output, review.review.findings)
-            await self.scan(prompt, "delegation", "the reviewer's findings handed to the coder", inp.tuning)
+            prompt = revise_prompt(inp.part("task"), result.output, review.review.findings)
+            await self.scan(prompt, "delegation", "the reviewer's findings handed to the coder", inp.tuning,
+                            inp.request_id)
             revised = await self._call(inp, Capability.CODE, "revision after a security review", CODER_SYSTEM,
                                        prompt, max_tokens=inp.max_tokens)
             result.output, result.usage = revised.completion.text, _add(result.usage, revised.usage)
@@ -115,10 +123,11 @@ class DelegationWorkflow(ModelCaller):
                             ) -> DelegationResult:
         child_id = f"{workflow.info().workflow_id}-review-{round_no}"
         scope = narrow(set(inp.scope), Role.REVIEWER)
+        [code] = await texts_by_reference([result.output], inp.tuning.blob_threshold_bytes)  # the code under review
         review = await workflow.execute_child_workflow(
             "DelegationWorkflow",
-            inp.model_copy(update=dict(from_model=result.model, role=Role.REVIEWER, context=result.output,
-                                       depth=inp.depth + 1, scope=scope, round=round_no, passages="")),
+            inp.model_copy(update=dict(from_model=result.model, role=Role.REVIEWER, depth=inp.depth + 1, scope=scope,
+                                       round=round_no, **carried(context=code, passages=lit("")))),
             id=child_id, result_type=DelegationResult)
         result.usage = _add(result.usage, review.usage)
         result.delegations.append(DelegationRecord(from_model=result.model, to=Role.REVIEWER.value,

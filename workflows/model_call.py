@@ -1,8 +1,13 @@
-"""The one model-call step, used by every workflow that asks a model (requests, delegation hops):
+"""The one model-call step, used by every workflow that asks a model (requests, delegation hops, the guard judge):
 
-route -> [load] -> complete -> fall back (and cool the failed model down) -> enforce the output's verdict,
-with the decisions recorded (memo `routing`, search attributes TaskType/Model), large prompts sent by hash,
-and every option of the caller honoured (temperature, max_tokens, json schema, a forced model).
+route -> [load] -> complete -> fall back (and cool the failed model down) -> the judge's second opinion on the
+output (when the policy names a judge) -> enforce the output's verdict, with the decisions recorded (memo
+`routing`, search attributes TaskType/Model), large prompts sent by hash, and every option of the caller honoured
+(temperature, max_tokens, json schema, a forced model).
+
+The guard judge is itself a call of this step (forced to the policy's judge model, JSON schema, temperature 0):
+`second_opinion` asks it wherever the semantic layer scans (the request's prompt and system text, hand-overs,
+passages, model outputs) and joins its parsed opinion to the verdict in workflow code (domain/guardrails/judge.py).
 """
 
 from __future__ import annotations
@@ -16,17 +21,20 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
+    from domain.blobs import Part, PromptMessage, lit
     from domain.guardrails import Risk, Verdict
-    from domain.llm import Completion, CompletionRequest, ModelFailure, ModelRef, PoolCommand
+    from domain.guardrails.judge import (JUDGE_MAX_TOKENS, JUDGE_SCHEMA, JUDGE_TEMPERATURE, judge_prompt,
+                                         parse_judge, wants_judge, with_judge)
+    from domain.llm import MISPLACED, Completion, CompletionRequest, ModelFailure, ModelRef, PoolCommand
     from domain.lockdown import EngageRequest, Trigger
     from domain.pool import PoolSnapshot
-    from domain.registry import ModelSpec
-    from domain.requests import Attempt, ChatMessage, Usage
+    from domain.registry import Capability, ModelSpec
+    from domain.requests import Attempt, Usage
     from domain.routing import RoutingDecision, TaskClassification, route
     from domain.scanning import ScanRequest, blocked_message, is_security_alert, summary
     from domain.tuning import Tuning
     from workflows import activity_stubs as act
-    from workflows.blob_refs import by_reference
+    from workflows.blob_refs import Message, by_reference, compose_by_reference
     from workflows.pausable import Pausable
     from workflows.search_attributes import MODEL, TASK_TYPE
 
@@ -45,6 +53,10 @@ class ModelCall:
         return Usage(prompt_tokens=self.completion.prompt_tokens, completion_tokens=self.completion.completion_tokens)
 
 
+# Histories recorded before the judge was a model call of the workflow asked it inside the scan activity.
+JUDGE_PATCH = "guard-judge-model-call"
+
+
 def activity_error_message(e: ActivityError) -> str:
     return str(e.cause) if e.cause is not None else str(e)
 
@@ -61,14 +73,23 @@ def _without(snapshot: PoolSnapshot, gone: set[str]) -> PoolSnapshot:
     return remaining if remaining.models else snapshot
 
 
-def _options(tuning: Tuning, queue: str | None) -> dict:
+def _options(tuning: Tuning, queue: str | None, eager: bool = False) -> dict:
     """A call bound to one worker's pool goes to that worker's queue, tried once per dispatch: this workflow retries
-    transient errors there itself, and routes again when the worker is gone (a retry would wait in its queue)."""
+    transient errors there itself, and routes again when the worker is gone (a retry would wait in its queue).
+    `eager`: the pool is the one of the worker running this workflow, so the call goes on the workflow's own queue,
+    where the server hands it straight back to this worker with the workflow task's completion (eager activity
+    execution: no trip through the pool's queue; the activity refuses to run anywhere else)."""
     options = act.llm_options(tuning)
     if queue is not None:
-        options.update(task_queue=queue, retry_policy=RetryPolicy(maximum_attempts=1),
+        options.update(retry_policy=RetryPolicy(maximum_attempts=1),
                        schedule_to_start_timeout=timedelta(seconds=tuning.pool_schedule_to_start_s))
+        if not eager:
+            options.update(task_queue=queue)
     return options
+
+
+def _misplaced(e: ActivityError) -> bool:
+    return isinstance(e.cause, ApplicationError) and e.cause.type == MISPLACED
 
 
 class ModelCaller(Pausable):
@@ -78,6 +99,7 @@ class ModelCaller(Pausable):
         super().__init__()
         self._verdicts: dict[str, dict] = {}
         self._decisions: list[RoutingDecision] = []
+        self._judged: list[dict] = []
 
     def stage(self, name: str, model: str | None = None) -> None:
         """Where the workflow is (RequestWorkflow shows it in its `progress` query)."""
@@ -96,28 +118,71 @@ class ModelCaller(Pausable):
                                                    actor=f"workflow:{workflow.info().workflow_id}"))
         raise ApplicationError(blocked_message(verdict, what), summary(verdict), type="Blocked", non_retryable=True)
 
-    async def scan(self, text: str, source: str, what: str, tuning: Tuning) -> None:
-        """A text at its scan point (a hand-over, passages, ...): scanned, the verdict recorded and enforced."""
-        if not text.strip():
+    async def scan(self, text: str | list[Part], source: str, what: str, tuning: Tuning,
+                   request_id: str | None = None) -> None:
+        """A text at its scan point (a hand-over, passages, ...): scanned, the judge asked when the policy says so,
+        the verdict recorded and enforced. A text with parts held by reference is composed and stored by a local
+        activity, and the scan reads it by reference (its text never enters history)."""
+        held = await compose_by_reference([lit(text)] if isinstance(text, str) else text)
+        if held.ref is None and not held.text.strip():
             return
-        verdict = await act.guard_scan(ScanRequest(text=text, kind="prompt", source=source,
+        verdict = await act.guard_scan(ScanRequest(text=held.text, text_ref=held.ref, kind="prompt", source=source,
                                                    semantic=tuning.guard_semantic))
+        verdict = await self.second_opinion(verdict, held, "prompt", what, tuning, request_id)
         await self.enforce(verdict, what)
 
-    def record(self, decision: RoutingDecision) -> None:
-        """Every routing decision and its reasons into history (memo) and the UI (search attributes)."""
+    async def second_opinion(self, verdict: Verdict, text: Part, kind: str, what: str, tuning: Tuning,
+                             request_id: str | None, snapshot: PoolSnapshot | None = None) -> Verdict:
+        """The guard judge's opinion on `text`, when the policy names a judge and the semantic layer is on: a model
+        call of this step (routed, recorded, fallback and cooldown, paused by a lockdown), parsed and joined here.
+        Fail-safe as always: a judge that fails or answers garbage gives no opinion, the verdict stands."""
+        judge = tuning.guard_judge_model
+        if not wants_judge(verdict, tuning.guard_semantic, judge) or not workflow.patched(JUDGE_PATCH):
+            return verdict
+        assert judge is not None
+        try:
+            call = await self.call_model(
+                classification=TaskClassification(task_type=Capability.SECURITY, scores={},
+                                                  reasons=[f"the guard judge's second opinion on {what}"]),
+                messages=[PromptMessage(role="user", parts=judge_prompt(text, kind))],
+                request_id=request_id or workflow.info().workflow_id, tuning=tuning, snapshot=snapshot, model=judge,
+                max_tokens=JUDGE_MAX_TOKENS, temperature=JUDGE_TEMPERATURE, json_schema=JUDGE_SCHEMA,
+                what=f"the judge's opinion on {what}", judge=True)
+        except (ActivityError, ApplicationError) as e:
+            error = activity_error_message(e) if isinstance(e, ActivityError) else str(e)
+            workflow.logger.warning("the guard judge gave no opinion on %s: %s", what, error)
+            self._judge_note(what, judge, None, f"no opinion (the call failed: {error[:200]})")
+            return verdict
+        opinion = parse_judge(call.completion.text)
+        self._judge_note(what, call.model, opinion.risk.value if opinion is not None else None,
+                         "opinion" if opinion is not None else "no opinion (the reply was not a valid verdict)")
+        return with_judge(verdict, opinion)
+
+    def _judge_note(self, what: str, model: str, risk: str | None, outcome: str) -> None:
+        """What the judge said, per scan point, in the memo (its risk, never its reason: that may quote the text)."""
+        self._judged.append({"what": what, "model": model, "risk": risk, "outcome": outcome})
+        workflow.upsert_memo({"judge": self._judged})
+
+    def record(self, decision: RoutingDecision, shown: bool = True) -> None:
+        """Every routing decision and its reasons into history (memo) and the UI (search attributes; `shown`
+        False for the judge's calls, so the UI names the model that answered)."""
         self._decisions.append(decision)
         workflow.upsert_memo({"routing": [d.model_dump(mode="json") for d in self._decisions]})
-        workflow.upsert_search_attributes([TASK_TYPE.value_set(decision.task_type.value),
-                                           MODEL.value_set(decision.chosen or "none")])
+        if shown:
+            workflow.upsert_search_attributes([TASK_TYPE.value_set(decision.task_type.value),
+                                               MODEL.value_set(decision.chosen or "none")])
 
-    async def call_model(self, *, classification: TaskClassification, messages: list[ChatMessage], request_id: str,
+    async def call_model(self, *, classification: TaskClassification, messages: list[Message], request_id: str,
                          tuning: Tuning, snapshot: PoolSnapshot | None = None, model: str | None = None,
                          max_tokens: int = 256, temperature: float = 0.2, json_schema: dict | None = None,
                          what: str = "the answer", allowlist: tuple[str, ...] | None = None,
-                         chat_options: Callable[[], dict] | None = None) -> ModelCall:
-        """`allowlist`: the caller's models (a key's allowlist); the router never picks another. `chat_options`:
-        the OpenAI endpoint's per-call options (stop, JSON mode, streaming, resume), asked for each attempt."""
+                         chat_options: Callable[[], dict] | None = None, judge: bool = False) -> ModelCall:
+        """`messages`: chat messages, or messages composed of parts (some held by reference). `allowlist`: the
+        caller's models (a key's allowlist); the router never picks another. `chat_options`: the OpenAI endpoint's
+        per-call options (stop, JSON mode, streaming, resume), asked for each attempt. `judge`: this is the guard
+        judge's call: its reply is data parsed by the caller (never shown to anyone), so it is not scanned and asks
+        no judge itself, and it does not change the workflow's stage or its Model search attribute."""
+        stage = (lambda name, model_id: None) if judge else self.stage
         if snapshot is None:
             snapshot = await act.llm_pool_snapshot(PoolCommand(action="status"))
         refs = await by_reference(messages, tuning.blob_threshold_bytes)  # large prompts: a hash in history
@@ -128,10 +193,11 @@ class ModelCaller(Pausable):
         attempts: list[Attempt] = []
         load_ms = 0.0
         tries = 0
+        here = snapshot.here  # this workflow's worker's pool queue (None in runs recorded before it existed)
         while True:
             decision = route(classification, snapshot, request_id, model, excluded)
             decisions.append(decision)
-            self.record(decision)
+            self.record(decision, shown=not judge)
             if decision.chosen is None:
                 details = "; ".join(f"{m}: {why}" for m, why in decision.skipped.items()) or "no candidates"
                 raise ApplicationError(f"no model could answer this {decision.task_type.value} request ({details})",
@@ -139,18 +205,23 @@ class ModelCaller(Pausable):
             model_id, queue = decision.chosen, decision.placement
             status = snapshot.get(model_id, queue)
             assert status is not None
-            options = _options(tuning, queue)
+            eager = queue is not None and queue == here and status.loaded
+            options = _options(tuning, queue, eager)
             try:
                 if not status.loaded:
-                    self.stage("loading", model_id)
+                    stage("loading", model_id)
                     loaded = await self.guarded(lambda: act.llm_load(ModelRef(model_id=model_id), **options))
                     load_ms += loaded.load_ms
-                self.stage("generating", model_id)
+                stage("generating", model_id)
                 completion = await self.guarded(lambda: act.llm_complete(CompletionRequest(
                     model_id=model_id, **refs, max_tokens=max_tokens, temperature=temperature, request_id=request_id,
-                    scan_semantic=tuning.guard_semantic, json_schema=json_schema,
+                    scan_output=not judge, scan_semantic=tuning.guard_semantic and not judge, json_schema=json_schema,
+                    placement=queue if eager else None,
                     **(chat_options() if chat_options is not None else {})), **options))
             except ActivityError as e:
+                if eager and _misplaced(e):  # another worker took it from the workflow's queue: send it to the pool's
+                    here = None
+                    continue
                 error = activity_error_message(e)
                 attempts.append(Attempt(model=model_id, ok=False, error=error))
                 tries += 1
@@ -165,7 +236,7 @@ class ModelCaller(Pausable):
                             tries -= 1
                         else:
                             gone.add(queue)
-                        snapshot = _without(fresh, gone)
+                        snapshot, here = _without(fresh, gone), fresh.here
                         continue
                     if _retryable(e):  # a transient error: the same model again, after a backoff
                         await workflow.sleep(timedelta(seconds=min(
@@ -176,6 +247,11 @@ class ModelCaller(Pausable):
                 snapshot = await act.llm_report_failure(ModelFailure(model_id=model_id, error=error, task_queue=queue))
                 continue
             attempts.append(Attempt(model=model_id, ok=True))
-            await self.enforce(completion.verdict, f"{what} of {model_id}")
+            if not judge:
+                verdict = await self.second_opinion(completion.verdict, lit(completion.text), "prompt",
+                                                    f"{what} of {model_id}", tuning, request_id)
+                if verdict is not completion.verdict:
+                    completion = completion.model_copy(update={"verdict": verdict})
+                await self.enforce(verdict, f"{what} of {model_id}")
             return ModelCall(completion=completion, model=model_id, spec=status.spec, decisions=decisions,
                              attempts=attempts, load_ms=load_ms + completion.load_ms)

@@ -13,9 +13,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from domain.approvals import PermissionInput, PermissionOutcome
+from domain.blobs import lit
 from domain.code_proposals import proposed_code
 from domain.delegation import (ROOT_SCOPE, DelegationInput, DelegationLimits, DelegationRecord, DelegationResult,
-                               Role, format_prompt, narrow)
+                               Role, carried, format_prompt, narrow)
 from domain.permissions import Actor, Operation, PermissionRequest
 from domain.pool import PoolSnapshot
 from domain.principals import Principal
@@ -27,6 +28,7 @@ from domain.routing import SimilarityRequest, TaskClassification, route
 from domain.sandbox import Origin, SandboxInput, SandboxOutcome, SandboxSpec, sandbox_workflow_id
 from domain.tuning import Tuning
 from workflows import activity_stubs as act
+from workflows.blob_refs import texts_by_reference
 from workflows.model_call import ModelCaller, activity_error_message
 from workflows.user_input import enforce_user_input
 
@@ -70,9 +72,16 @@ class RequestSteps(ModelCaller):
         tuning = pre.policy
         self.lockdown_poll = timedelta(seconds=tuning.lockdown_poll_s)
         workflow.upsert_memo({"policy_version": pre.policy_version})
+        # The guard judge's second opinion, when the worker's policy names one (a model call of this workflow).
+        verdict = await self.second_opinion(pre.verdict, lit(request.prompt), "prompt", "the request", tuning,
+                                            request.request_id, pre.pool)
+        system_verdict = pre.system_verdict
+        if request.system and system_verdict is not None:
+            system_verdict = await self.second_opinion(system_verdict, lit(request.system), "prompt",
+                                                       "the system text", tuning, request.request_id, pre.pool)
         # The user's own text: a critical hit fails this request and counts against the principal (no lockdown).
-        await enforce_user_input(self, pre.verdict, "the request", self._requester)
-        await enforce_user_input(self, pre.system_verdict, "the system text", self._requester)
+        await enforce_user_input(self, verdict, "the request", self._requester)
+        await enforce_user_input(self, system_verdict, "the system text", self._requester)
         if request.max_tokens > tuning.max_tokens_cap:
             raise ApplicationError(f"max_tokens {request.max_tokens} is above this platform's cap of "
                                    f"{tuning.max_tokens_cap}", type="InvalidRequest", non_retryable=True)
@@ -90,7 +99,7 @@ class RequestSteps(ModelCaller):
                                          start_to_close_timeout=timedelta(seconds=120),
                                          retry_policy=act.llm_retry(tuning))
         workflow.upsert_memo({"rag": {"chunk_ids": context.chunk_ids, "chunk_sha256s": context.chunk_sha256s}})
-        await self.scan(context.context, "document", "the retrieved passages", tuning)
+        await self.scan(context.context, "document", "the retrieved passages", tuning, request.request_id)
         return context
 
     async def _similarity(self, prompt: str, tuning: Tuning) -> dict | None:
@@ -147,12 +156,15 @@ class RequestSteps(ModelCaller):
         self.stage("delegating", generalist)
         child_id = f"{workflow.info().workflow_id}-coder"
         scope = narrow(ROOT_SCOPE, Role.CODER)
+        # The hop's texts: inline when small, else by reference (the child's input carries their hashes).
+        task, system, passages = await texts_by_reference(
+            [request.prompt, request.system or "", context.context if context is not None else ""],
+            tuning.blob_threshold_bytes)
         coder: DelegationResult = await workflow.execute_child_workflow(
             "DelegationWorkflow",
             DelegationInput(request_id=request.request_id, from_model=generalist, role=Role.CODER,
-                            task=request.prompt, depth=1, scope=scope, tuning=tuning, max_tokens=request.max_tokens,
-                            temperature=request.temperature, system=request.system,
-                            passages=context.context if context is not None else "",
+                            depth=1, scope=scope, tuning=tuning, max_tokens=request.max_tokens,
+                            temperature=request.temperature, **carried(task=task, system=system, passages=passages),
                             limits=DelegationLimits(max_depth=tuning.delegation_max_depth,
                                                     max_rounds=tuning.delegation_max_rounds)),
             id=child_id, result_type=DelegationResult)
@@ -163,7 +175,7 @@ class RequestSteps(ModelCaller):
                                                 "delegations": delegations}})
         self.stage("formatting", generalist)
         handover = format_prompt(request.prompt, coder)  # the coder's work, handed to the generalist
-        await self.scan(handover, "delegation", "the hand-over to the generalist", tuning)
+        await self.scan(handover, "delegation", "the hand-over to the generalist", tuning, request.request_id)
         formatted = await self.call_model(
             classification=general, request_id=request.request_id, tuning=tuning, max_tokens=request.max_tokens,
             temperature=request.temperature,

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from domain.guardrails.judge import judge_hit
 from domain.guardrails.verdict import Risk, RuleHit, Source, Verdict, make_verdict
 
 K = 3
@@ -28,7 +29,9 @@ class SemanticResult(BaseModel):
     score: float = Field(description="k-NN margin: attack similarity minus benign similarity (-2..2).")
     nearest: str = Field(description="The closest exemplar.")
     label: Literal["attack", "benign"] = Field(description="Label of the closest exemplar.")
-    model_risk: Risk | None = Field(default=None, description="The security model's risk, when one was asked.")
+    model_risk: Risk | None = Field(default=None, description="The security model's risk, when one was asked (older "
+                                    "workers asked it here; the judge is now a model call of the workflow: "
+                                    "domain/guardrails/judge.py).")
     model_reason: str | None = None
 
 
@@ -49,9 +52,9 @@ def combine(rules: Verdict, semantic: SemanticResult | None) -> Verdict:
     if semantic.risk >= Risk.MEDIUM:
         extra.append(RuleHit(rule="semantic_similarity", risk=semantic.risk,
                              detail=f"margin {semantic.score:.3f}, nearest: {semantic.nearest[:80]}"))
-    if semantic.model_risk is not None and semantic.model_risk >= Risk.MEDIUM:
-        extra.append(RuleHit(rule="security_model", risk=min(semantic.model_risk, Risk.HIGH),
-                             detail=(semantic.model_reason or "")[:200]))
+    judged = judge_hit(semantic.model_risk, semantic.model_reason)  # recorded results of older workers
+    if judged is not None:
+        extra.append(judged)
     if not extra:
         return rules
     merged = make_verdict(list(rules.hits) + extra, rules.normalized)

@@ -262,6 +262,9 @@ def _marker(add, out: dict, event) -> None:
         add(event, "model_cooled_down")
     elif name == "blobs.put_messages" and isinstance(result, dict):
         add(event, "prompt_stored", sha256=result.get("sha256"), size=result.get("size"))
+    elif name == "blobs.put_texts" and isinstance(result, dict):
+        add(event, "texts_stored", refs=[{"sha256": r.get("sha256"), "size": r.get("size")}
+                                         for r in result.get("refs", [])])
     elif name == "routing.similarity":
         add(event, "routing_similarity", scores=(result or {}).get("scores") if isinstance(result, dict) else None)
     elif name.startswith("lockdown."):
@@ -277,6 +280,8 @@ def _memo_entry(add, event, key: str, value: Any) -> None:
             reasons=last.get("reasons"), skipped=last.get("skipped"), round=len(value))
     elif key == "guardrails":
         add(event, "guardrails", verdicts=value)
+    elif key == "judge" and isinstance(value, list) and value:
+        add(event, "guard_judge", **value[-1])  # the latest opinion (what, model, risk, outcome)
     elif key == "decision":
         add(event, "permission_decision", **(value if isinstance(value, dict) else {"value": value}))
     elif key == "decided_by":
