@@ -109,7 +109,8 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     shared = SharedPool(pool, engine, scope=task_queue, worker_queue=pool_queue(task_queue, uuid.uuid4().hex[:12]))
     llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads, blobs=blobs,
                         blob_threshold_bytes=settings.blob_threshold_bytes, usage=UsageLedger(engine),
-                        streams=AnswerStreams.on_running_loop(client), shared=shared)
+                        streams=AnswerStreams.on_running_loop(client), shared=shared,
+                        stream_batch_s=settings.stream_batch_ms / 1000)
     scans = ScanActivities(scanner, blobs)
     policy, files = load_policy(settings), PlatformFiles(settings.root)
     preflight = PreflightActivities(llm.snapshot, scanner, *worker_policy(settings, policy))

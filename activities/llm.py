@@ -61,8 +61,10 @@ class LLMActivities:
     def __init__(self, pool: LLMPool, gate: LockdownGate, scanner: Scanner, max_concurrent: int = 16,
                  heartbeat_every_s: float = 0.25, blobs: BlobStore | None = None,
                  blob_threshold_bytes: int = 4096, usage: UsageLedger | None = None,
-                 streams: AnswerStreams | None = None, shared: SharedPool | None = None) -> None:
+                 streams: AnswerStreams | None = None, shared: SharedPool | None = None,
+                 stream_batch_s: float = 0.2) -> None:
         self.pool = pool
+        self.stream_batch_s = stream_batch_s  # a streamed answer's batches come at most this often
         self.usage = usage
         self.streams = streams
         self.shared = shared  # the deployment's pool (several workers); None: this worker's pool alone
@@ -270,15 +272,17 @@ class LLMActivities:
             if resume:
                 prefix = self.streams.published(workflow_id)
             writer = self.streams.open(workflow_id)
-        batcher, sent = Batcher(), prefix
+        batcher, sent = Batcher(interval_s=self.stream_batch_s), prefix
 
         def publish(text: str | None) -> bool:
             nonlocal sent
             if not text or writer is None:
                 return True
             if req.scan_output:
+                started = time.perf_counter()
                 verdict = self.scanner.scan(ScanRequest(text=sent + text, kind="prompt", source="model_output",
                                                         semantic=req.scan_semantic))
+                batcher.spent(time.perf_counter() - started)  # the next scan waits in proportion (a long answer)
                 if verdict.verdict == "block":
                     return False
             writer.write(AnswerChunk(start=len(sent), text=text))

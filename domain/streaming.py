@@ -55,22 +55,36 @@ def seed_for(request_id: str) -> int:
 
 class Batcher:
     """Batch generated text for the stream: the first piece at once (time to first token), then at most one batch
-    every `interval_s` or every `max_pieces` pieces, so history grows by batches, not tokens."""
+    every `interval_s` or every `max_pieces` pieces, so history grows by batches, not tokens.
 
-    def __init__(self, interval_s: float = 0.075, max_pieces: int = 32) -> None:
+    Each batch costs work on the generating thread (the output guardrails scan the whole text so far, so a scan
+    grows with the answer). `spent(seconds)` reports that work; the next batch then waits until it amounts to at
+    most `busy_share` of the time, so a long answer is scanned less often instead of generating slower."""
+
+    def __init__(self, interval_s: float = 0.2, max_pieces: int = 32, busy_share: float = 0.05) -> None:
         self.interval_s = interval_s
         self.max_pieces = max_pieces
+        self.busy_share = busy_share
         self._pending = ""
         self._pieces = 0
         self._last: float | None = None
+        self._gap = 0.0  # the least time between two batches that keeps the work within busy_share
 
     def add(self, text: str, now: float) -> str | None:
         """Add a piece; returns the text to publish now, or None to keep collecting."""
         self._pending += text
         self._pieces += 1
-        if self._last is None or now - self._last >= self.interval_s or self._pieces >= self.max_pieces:
+        if self._last is None:
+            return self.take(now)
+        since = now - self._last
+        if (since >= self.interval_s or self._pieces >= self.max_pieces) and since >= self._gap:
             return self.take(now)
         return None
+
+    def spent(self, seconds: float) -> None:
+        """The work the last batch cost (its scan): the next batch comes no sooner than seconds / busy_share
+        after it."""
+        self._gap = seconds / self.busy_share if self.busy_share > 0 else 0.0
 
     def take(self, now: float) -> str | None:
         """Whatever is pending (at the end of generation), or None."""

@@ -20,18 +20,21 @@ def new_request_id() -> str:
 
 
 async def start_request(client: Client, settings: Settings, request: UserRequest,
-                        principal: Principal | None = None) -> WorkflowHandle:
+                        principal: Principal | None = None, *, only_new: bool = False) -> WorkflowHandle:
     """Start the request's workflow, or find it: a request id runs once, whether its workflow is running or closed.
     `principal` is who the entry point authenticated; it is sealed into the workflow's input. The policy
-    (timeouts, security settings) is the worker's: the client sends none."""
+    (timeouts, security settings) is the worker's: the client sends none. `only_new`: a workflow that already has
+    this id (running or closed) raises WorkflowAlreadyStartedError instead of being found."""
     payload = RequestInput(request=request, principal=principal).model_dump(mode="json")
     workflow_id = workflow_id_for(request.request_id)
     try:
         return await client.start_workflow(
             RequestWorkflow.run, payload, id=workflow_id, task_queue=settings.task_queue, result_type=RequestResult,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL if only_new else WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
     except WorkflowAlreadyStartedError:
+        if only_new:
+            raise
         return client.get_workflow_handle(workflow_id, result_type=RequestResult)
 
 

@@ -211,6 +211,41 @@ def test_llama_cpp_generation_stops_between_tokens(monkeypatch):
     provider.unload()
 
 
+def test_a_streamed_llama_cpp_generation_stops_between_tokens():
+    """The streaming path checks the run's switch as a stopping criterion (no per-token logits copy): stopped
+    mid-generation, it hands on no piece after the switch and ends far short of its limit."""
+    import pytest
+
+    if not _llama_cpp_runs():
+        pytest.skip("llama-cpp-python cannot generate on this machine (the build crashes): see the report")
+    from activities import interrupts
+    from activities.providers import make_provider
+    from domain.requests import ChatMessage
+    from hybrid_llm.registry_file import load_registry
+
+    spec = load_registry().get("smollm2-135m").model_copy(update={"max_output_tokens": 4096})
+    provider = make_provider(spec)
+    provider.load()
+    messages = [ChatMessage(role="user", content="Count from 1 to 5000, one number per line.")]
+    run = interrupts.Running("a streamed test generation")
+    pieces: list[str] = []
+    after_stop: list[str] = []
+
+    def on_text(piece: str) -> bool:
+        (after_stop if run.interrupted else pieces).append(piece)
+        if len(pieces) == 5:
+            run.interrupt(9)  # from inside the generation: the very next token must not come
+        return True
+
+    with interrupts.bind(run):
+        out = provider.stream(messages, max_tokens=400, temperature=0.0, on_text=on_text)
+    assert run.interrupted and len(pieces) == 5
+    assert after_stop == [] and out.completion_tokens <= 6  # stopped between two tokens
+    free = provider.stream(messages, max_tokens=12, temperature=0.0)
+    assert free.completion_tokens >= 10  # unbound, the same provider generates on
+    provider.unload()
+
+
 def test_a_litellm_call_is_cut_off_mid_answer():
     """litellm to an OpenAI-compatible server that answers 'forever': stopping the run aborts the HTTP request."""
     import http.server

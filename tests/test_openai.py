@@ -225,6 +225,31 @@ async def test_keys_roles_and_ownership(base_url, api_keys, run_worker, scripted
     assert audit.status_code == 200 and "scripted answer to: hello" in audit.text
 
 
+async def test_an_idempotency_key_cannot_take_over_a_workflow_started_elsewhere(base_url, user_key, client, settings,
+                                                                                run_worker, scripted_pool):
+    """The local CLI starts requests through Temporal (no owner row): an API caller who names that request id as
+    its Idempotency-Key must neither become its owner nor read its answer, plain or streamed."""
+    from domain.requests import UserRequest
+    from hybrid_llm.identity import local_principal
+    from hybrid_llm.request_client import start_request
+
+    request_id = f"nightly-{uuid.uuid4().hex[:8]}"
+    body = {"model": "auto", "messages": [{"role": "user", "content": "mine now"}]}
+    async with run_worker(scripted_pool(scripted("echo"))):
+        await start_request(client, settings, UserRequest(request_id=request_id, prompt="the operator's secret"),
+                            principal=local_principal(settings))
+        await answer_of(client, request_id)
+        async with httpx.AsyncClient(base_url=base_url, headers=bearer(user_key), timeout=60) as http:
+            plain = await http.post("/v1/chat/completions", json=body, headers={"Idempotency-Key": request_id})
+            streamed = await http.post("/v1/chat/completions", json={**body, "stream": True},
+                                       headers={"Idempotency-Key": request_id})
+            peek = await http.get(f"/v1/chat/completions/{request_id}/stream")
+    assert plain.status_code == 409, plain.text
+    assert plain.json()["error"]["type"] == "invalid_request_error"
+    assert streamed.status_code == 409 and "secret" not in streamed.text  # the refused claim left nothing behind
+    assert peek.status_code == 404 and "secret" not in peek.text
+
+
 async def test_a_blocked_answer_stops_mid_stream_before_the_client_sees_it(base_url, user_key,
                                                                            run_worker, scripted_pool):
     safe = " ".join(f"fine{i}" for i in range(30))

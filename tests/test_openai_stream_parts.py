@@ -26,6 +26,20 @@ def test_batches_the_first_piece_at_once_then_by_time_or_count():
     assert b.take(now=0.32) == "g"  # the end of generation flushes the rest
 
 
+def test_costly_batches_come_less_often():
+    """A batch whose scan took 10 ms holds the next one back until the scans are at most 5% of the time."""
+    b = Batcher(interval_s=0.1, max_pieces=3, busy_share=0.05)
+    assert b.add("a", now=0.0) == "a"
+    b.spent(0.010)  # -> 200 ms between batches
+    assert b.add("b", now=0.05) is None
+    assert b.add("c", now=0.12) is None
+    assert b.add("d", now=0.15) is None  # three pieces and the interval, but not yet 200 ms
+    assert b.add("e", now=0.21) == "bcde"
+    b.spent(0.001)  # a cheap scan: back to the interval and the piece count
+    assert b.add("f", now=0.25) is None
+    assert b.add("g", now=0.32) == "fg"
+
+
 def test_skip_prefix_passes_on_only_what_follows_it():
     seen: list[str] = []
     forward = skip_prefix("Hello, ", lambda piece: seen.append(piece) or True)

@@ -104,8 +104,10 @@ class LlamaCppProvider:
                     prompt=prompt, max_tokens=min(max_tokens, self.spec.max_output_tokens), temperature=temperature,
                     top_p=0.95, top_k=40, min_p=0.05, repeat_penalty=1.0, stream=True, seed=seed, grammar=grammar,
                     stop=[*(stop or []), *template_stops],
-                    stopping_criteria=formatted.stopping_criteria,
-                    logits_processor=stop_between_tokens(current_stop(), llama.token_eos()))
+                    # The lockdown's switch is checked as a stopping criterion, not a logits processor: that one
+                    # runs as a custom sampler copying the whole vocabulary's logits through numpy at every token
+                    # (measured: 15% of a small model's generation speed).
+                    stopping_criteria=with_stop_switch(formatted.stopping_criteria, current_stop()))
                 text, finish = "", None
                 for chunk in chunks:
                     choice = chunk["choices"][0]
@@ -140,6 +142,16 @@ class LlamaCppProvider:
                 template=template, eos_token=llama._model.token_get_text(eos) if eos != -1 else "",
                 bos_token=llama._model.token_get_text(bos) if bos != -1 else "", stop_token_ids=[eos])
         return self._formatter
+
+def with_stop_switch(criteria, stop: threading.Event | None):
+    """`criteria` (a StoppingCriteriaList or None) that also ends the generation, between two tokens, once `stop`
+    is set. A stopping criterion is one cheap Python call per token."""
+    if stop is None:
+        return criteria
+    from llama_cpp import StoppingCriteriaList
+
+    return StoppingCriteriaList([*(criteria or []), lambda input_ids, logits: stop.is_set()])
+
 
 def stop_between_tokens(stop: threading.Event | None, eos: int):
     """A logits processor that ends the generation at the next token once `stop` is set (None: no processor):

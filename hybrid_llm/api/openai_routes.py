@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.requests import REQUEST_ID_PATTERN, RequestResult, workflow_id_for
@@ -27,7 +28,7 @@ from hybrid_llm.answer_client import Delta, follow
 from hybrid_llm.api.errors import describe_errors
 from hybrid_llm.api.openai_schemas import OPENAI_ERRORS, ChatCompletionRequest, error_body, sse
 from hybrid_llm.api.auth import authenticate
-from hybrid_llm.api.limits import admit, claim, may_read
+from hybrid_llm.api.limits import admit, claim, may_read, release
 from hybrid_llm.api.routes import _AUTH, AnyRoleDep, GateDep, ReaderDep, SettingsDep, UserDep
 from hybrid_llm.api.routes import pool as pool_view
 from hybrid_llm.request_client import failure_message, start_request
@@ -120,8 +121,15 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gate: 
     except ValueError as e:
         return openai_error(400, str(e), "invalid_request", "messages")
     client = await gate.client()
-    await claim(request, principal, workflow_id_for(request_id), request_id)
-    await start_request(client, settings, user_request, principal=principal)
+    created = await claim(request, principal, workflow_id_for(request_id), request_id)
+    try:
+        # A caller-chosen id that this call just claimed may still name a workflow another entry point started
+        # (the local CLI writes no owner row): the start itself refuses it (no extra round trip), so the caller
+        # neither becomes its owner nor reads its answer. A retry of our own call finds its run as before.
+        await start_request(client, settings, user_request, principal=principal,
+                            only_new=created and idempotency_key is not None)
+    except WorkflowAlreadyStartedError:
+        raise await release(request, principal, workflow_id_for(request_id)) from None
     completion_id = f"chatcmpl-{request_id}"
     headers = {"X-Request-Id": request_id}
     if body.stream:
