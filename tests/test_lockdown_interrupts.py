@@ -177,21 +177,20 @@ def test_llama_cpp_generation_stops_between_tokens(monkeypatch):
     from activities.providers import llama_cpp as provider_module
 
     counted = {"tokens": 0}
-    real = provider_module.stop_between_tokens
+    real = provider_module.with_stop_switch
 
-    def counting(stop, eos):  # count the tokens sampled under the run's switch
-        processors = real(stop, eos)
-        if processors is None:
+    def counting(criteria, stop):  # count the tokens checked against the run's switch (one check per token)
+        checks = real(criteria, stop)
+        if checks is None:
             return None
-        inner = processors[0]
 
-        def count(input_ids, scores):
+        def count(input_ids, logits):
             counted["tokens"] += 1
-            return inner(input_ids, scores)
+            return checks(input_ids, logits)
 
-        return type(processors)([count])
+        return type(checks)([count])
 
-    monkeypatch.setattr(provider_module, "stop_between_tokens", counting)
+    monkeypatch.setattr(provider_module, "with_stop_switch", counting)
     run = interrupts.Running("a test generation")
 
     def interrupt_mid_generation() -> None:
@@ -205,7 +204,7 @@ def test_llama_cpp_generation_stops_between_tokens(monkeypatch):
         out = provider.complete(messages, max_tokens=24, temperature=0.0)
     assert run.interrupted and run.interrupted_epoch == 7
     assert out.text == "" and out.completion_tokens == 0  # stopped between tokens: no (partial) answer
-    assert counted["tokens"] < 24  # it did stop early (sampled fewer tokens than the uninterrupted call)
+    assert 0 < counted["tokens"] < 24  # checked per token, and it did stop early (fewer than the uninterrupted call)
     again = provider.complete([ChatMessage(role="user", content="Say hi.")], max_tokens=8, temperature=0.0)
     assert again.text  # the model is usable again at once
     provider.unload()
