@@ -160,8 +160,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     await ensure_search_attributes(client, settings.temporal_namespace)
     pool = build_pool(settings)
     embedder = Embedder(threads=settings.embed_threads)
-    # The guardrails' learned layer embeds every prompt: load MiniLM in the background now, and poll at once.
-    threading.Thread(target=embedder.encode, args=(["warm up"],), daemon=True, name="embedder-load").start()
+    # The guardrails' learned layer embeds every prompt: load MiniLM (and its int8 graph, quantised into the cache on
+    # first use) in the background now, and poll at once.
+    threading.Thread(target=lambda: embedder.encode(["warm up"], fast=settings.guard_int8), daemon=True,
+                     name="embedder-load").start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

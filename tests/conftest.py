@@ -211,6 +211,7 @@ def embedder():
 
     embedder = Embedder()
     embedder.encode(["warm up"])
+    embedder.encode(["warm up"], fast=True)  # the guard layer's int8 graph
     return embedder
 
 
