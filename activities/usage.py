@@ -94,10 +94,17 @@ class Owners:
 
     def claim(self, workflow_id: str, principal_id: str, request_id: str | None = None) -> tuple[str, bool]:
         """Record `principal_id` as the owner unless the workflow already has one: (the owner's id, whether this
-        call made the claim)."""
+        call made the claim).
+
+        Committed without waiting for the WAL flush (~2 ms less on every start): the row is visible to every reader
+        at once; only a crash of PostgreSQL itself within about half a second could lose it, and a lost claim gives
+        nobody the workflow: a later claim of the same id is fresh, and a fresh claim's start refuses an id that an
+        existing workflow uses (409: the API's `only_new` start and the describe check of POST /v1/requests). The
+        owner would lose read access to that request."""
         from sqlalchemy.dialects.postgresql import insert
 
         with self.engine.begin() as conn:
+            conn.execute(_ASYNC_COMMIT)
             mine = conn.execute(insert(workflow_owners).values(
                 workflow_id=workflow_id, request_id=request_id, principal_id=principal_id)
                 .on_conflict_do_nothing().returning(workflow_owners.c.principal_id)).scalar_one_or_none()
