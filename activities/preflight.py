@@ -23,16 +23,16 @@ class PreflightActivities:
         self.scanner = scanner
         self.policy = policy
         self.policy_version = policy_version
-        # The pool is read (PostgreSQL) while the prompt is scanned (MiniLM): neither waits for the other.
+        # The pool is read (PostgreSQL) and the system text scanned while the prompt is scanned (MiniLM).
         self._reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight-pool")
 
     @activity.defn(name="request.preflight")
     def preflight(self, inp: PreflightInput) -> Preflight:
         pool = self._reads.submit(self.snapshot)
         semantic = self.policy.guard_semantic  # the worker's setting, whatever the caller sent
+        # The system text is scanned on another thread while the prompt is (ONNX Runtime releases the GIL).
+        system = self._reads.submit(self.scanner.scan, ScanRequest(
+            text=inp.system, kind="prompt", source="user", semantic=semantic)) if inp.system else None
         verdict = self.scanner.scan(ScanRequest(text=inp.prompt, kind="prompt", source="user", semantic=semantic))
-        system = None
-        if inp.system:
-            system = self.scanner.scan(ScanRequest(text=inp.system, kind="prompt", source="user", semantic=semantic))
-        return Preflight(pool=pool.result(), verdict=verdict, system_verdict=system, policy=self.policy,
-                         policy_version=self.policy_version)
+        return Preflight(pool=pool.result(), verdict=verdict, system_verdict=system.result() if system else None,
+                         policy=self.policy, policy_version=self.policy_version)
