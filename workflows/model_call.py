@@ -193,7 +193,7 @@ class ModelCaller(Pausable):
         attempts: list[Attempt] = []
         load_ms = 0.0
         tries = 0
-        here = snapshot.here  # this workflow's worker's pool queue (None in runs recorded before it existed)
+        eager_ok = True  # until a call sent eagerly reached another worker
         while True:
             decision = route(classification, snapshot, request_id, model, excluded)
             decisions.append(decision)
@@ -205,7 +205,8 @@ class ModelCaller(Pausable):
             model_id, queue = decision.chosen, decision.placement
             status = snapshot.get(model_id, queue)
             assert status is not None
-            eager = queue is not None and queue == here and status.loaded
+            # snapshot.here: this workflow's worker's pool queue (None in runs recorded before it existed).
+            eager = eager_ok and queue is not None and queue == snapshot.here and status.loaded
             options = _options(tuning, queue, eager)
             try:
                 if not status.loaded:
@@ -220,7 +221,7 @@ class ModelCaller(Pausable):
                     **(chat_options() if chat_options is not None else {})), **options))
             except ActivityError as e:
                 if eager and _misplaced(e):  # another worker took it from the workflow's queue: send it to the pool's
-                    here = None
+                    eager_ok = False
                     continue
                 error = activity_error_message(e)
                 attempts.append(Attempt(model=model_id, ok=False, error=error))
@@ -236,7 +237,7 @@ class ModelCaller(Pausable):
                             tries -= 1
                         else:
                             gone.add(queue)
-                        snapshot, here = _without(fresh, gone), fresh.here
+                        snapshot = _without(fresh, gone)
                         continue
                     if _retryable(e):  # a transient error: the same model again, after a backoff
                         await workflow.sleep(timedelta(seconds=min(
