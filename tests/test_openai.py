@@ -317,3 +317,47 @@ async def test_a_forged_batch_never_reaches_the_reader(base_url, user_key, clien
     assert identities.count("mallory") == 2 and len(identities) > 2  # both forgeries are in the history
     assert received == reply
     assert (await answer_of(client, key)).answer == reply
+
+
+async def test_a_server_chosen_id_is_owned_by_its_caller(base_url, api_keys, run_worker, scripted_pool):
+    """Without an Idempotency-Key the owner row is written while the workflow starts: by the time the caller has
+    the id, it is theirs (and no one else's)."""
+    user, other = api_keys["user"][1], api_keys["user2"][1]
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hello"}], "stream": True}
+    async with run_worker(scripted_pool(scripted("echo"))), httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        mine = await http.post("/v1/chat/completions", json=body, headers=bearer(user))
+        request_id = mine.headers["X-Request-Id"]
+        again = await http.get(f"/v1/chat/completions/{request_id}/stream", headers=bearer(user))
+        peek = await http.get(f"/v1/chat/completions/{request_id}/stream", headers=bearer(other))
+    assert mine.status_code == 200 and "scripted answer to: hello" in "".join(
+        json.loads(e["data"])["choices"][0]["delta"].get("content") or "" for e in sse_events(mine.text)
+        if e.get("data", "").startswith("{") and json.loads(e["data"])["choices"])
+    assert again.status_code == 200 and "[DONE]" in again.text
+    assert peek.status_code == 404 and "hello" not in peek.text
+
+
+async def test_a_failed_owner_claim_ends_the_run_it_started_alongside(base_url, user_key, client, run_worker,
+                                                                      scripted_pool, monkeypatch):
+    """The claim of a server-chosen id runs beside the start: when it fails, the run it started is ended and the
+    caller gets the error, as if nothing had started."""
+    import asyncio
+
+    from temporalio.client import WorkflowExecutionStatus
+
+    import hybrid_llm.api.openai_routes as routes
+
+    claimed: list[str] = []
+
+    async def failing_claim(request, principal, workflow_id, request_id=None):
+        claimed.append(workflow_id)
+        await asyncio.sleep(0.3)  # the start finishes first
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(routes, "claim", failing_claim)
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
+    slow = scripted("echo", delay_ms=30_000)  # still answering when the claim fails
+    async with run_worker(scripted_pool(slow)), httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        failed = await http.post("/v1/chat/completions", json=body, headers=bearer(user_key))
+        description = await client.get_workflow_handle(claimed[0]).describe()
+    assert failed.status_code == 500 and "hello" not in failed.text
+    assert description.status == WorkflowExecutionStatus.TERMINATED

@@ -8,6 +8,8 @@ Errors leave in OpenAI's shape `{"error": {"message", "type", "param", "code"}}`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -121,15 +123,17 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, gate: 
     except ValueError as e:
         return openai_error(400, str(e), "invalid_request", "messages")
     client = await gate.client()
-    created = await claim(request, principal, workflow_id_for(request_id), request_id)
-    try:
-        # A caller-chosen id that this call just claimed may still name a workflow another entry point started
-        # (the local CLI writes no owner row): the start itself refuses it (no extra round trip), so the caller
-        # neither becomes its owner nor reads its answer. A retry of our own call finds its run as before.
-        await start_request(client, settings, user_request, principal=principal,
-                            only_new=created and idempotency_key is not None)
-    except WorkflowAlreadyStartedError:
-        raise await release(request, principal, workflow_id_for(request_id)) from None
+    if idempotency_key is None:
+        await _claim_while_starting(request, principal, client, settings, user_request)
+    else:
+        created = await claim(request, principal, workflow_id_for(request_id), request_id)
+        try:
+            # A caller-chosen id that this call just claimed may still name a workflow another entry point started
+            # (the local CLI writes no owner row): the start itself refuses it (no extra round trip), so the caller
+            # neither becomes its owner nor reads its answer. A retry of our own call finds its run as before.
+            await start_request(client, settings, user_request, principal=principal, only_new=created)
+        except WorkflowAlreadyStartedError:
+            raise await release(request, principal, workflow_id_for(request_id)) from None
     completion_id = f"chatcmpl-{request_id}"
     headers = {"X-Request-Id": request_id}
     if body.stream:
@@ -167,6 +171,24 @@ async def resume_stream(completion_id: CompletionId, request: Request, gate: Gat
         raise
     have = _resume_point(last_event_id) if last_event_id is not None else max(0, after)
     return _stream_response(client, request_id, "auto", have, True, {"X-Request-Id": request_id})
+
+
+async def _claim_while_starting(request: Request, principal, client: Client, settings, user_request) -> None:
+    """A request id this call chose itself (a fresh uuid4, not yet told to anyone) cannot be anyone else's: its owner
+    row is written while the workflow starts, not before (one database commit off the time to first token). Both
+    finish before the caller learns the id. Should the claim fail (the database), the fresh run is ended and the
+    error raised, as if nothing had started."""
+    workflow_id = workflow_id_for(user_request.request_id)
+    claimed, started = await asyncio.gather(
+        claim(request, principal, workflow_id, user_request.request_id),
+        start_request(client, settings, user_request, principal=principal, only_new=True), return_exceptions=True)
+    if isinstance(claimed, BaseException):
+        if not isinstance(started, BaseException):
+            with contextlib.suppress(RPCError):
+                await started.terminate(reason="its owner could not be recorded")
+        raise claimed
+    if isinstance(started, BaseException):
+        raise started
 
 
 def _resume_point(last_event_id: str | None) -> int:

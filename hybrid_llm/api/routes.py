@@ -60,11 +60,12 @@ router = APIRouter(dependencies=[Depends(authenticate)], responses=_AUTH)
 public = APIRouter()
 
 
-def _settings(request: Request) -> Settings:
+# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request for an attribute read.
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _gate(request: Request) -> TemporalGate:
+async def _gate(request: Request) -> TemporalGate:
     return request.app.state.gate
 
 
