@@ -179,8 +179,9 @@ def bulk_load(engine: sa.Engine, vectors: np.ndarray, texts: list[str]) -> None:
         with pg.cursor() as cur:
             cur.execute("SET maintenance_work_mem = '1GB'")
             cur.execute("SET max_parallel_maintenance_workers = 2")
-            cur.execute("CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) "
-                        "WITH (m = 16, ef_construction = 128)")  # as migration 0004 builds it
+            cur.execute("CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw "
+                        "((embedding::halfvec(384)) halfvec_cosine_ops) "
+                        "WITH (m = 16, ef_construction = 128)")  # as migration 0011 builds it
             cur.execute("CREATE INDEX chunks_tsv_gin ON chunks USING gin (tsv)")  # as migration 0005 builds it
             cur.execute("TRUNCATE rag_terms")  # the term statistics ingestion's commit keeps, counted at once
             cur.execute("INSERT INTO rag_terms (lexeme, chunks) SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunks') "
