@@ -55,9 +55,10 @@ from domain.rag import (
 # each candidate is then scored on all the words (its tsvector, already read, against each word). A chunk holding
 # only words left out of the OR scores at most the sum of their (small) IDFs, below the candidates holding a rarer
 # word; when all the words' chunks fit the budget, the ranking is exact (bench/rag_quality.py: the same figures
-# with budgets of 100, 300, 1,000 and unbounded).
+# with budgets of 100, 200, 300, 1,000 and unbounded). The budget (200) is most of the leg's cost at scale: on
+# bench/rag.py's 100,000 chunks the leg took ~3.2 ms at 500 and ~1.6 ms at 200 (p50).
 # When the rarest word alone is in more chunks than the budget, and so many that df^2 > text_budget x chunks (a
-# query of common words: at 100,000 chunks and a budget of 500, a word in over ~7,000), a bitmap of all its chunks
+# query of common words: at 100,000 chunks and a budget of 200, a word in over ~4,500), a bitmap of all its chunks
 # costs more than reading the table from its start until `text_budget` of them are found (GIN checks every posting:
 # ~3-5 ms for 10,000): that scan (ts_match_vq, the function behind @@, which no index serves) gives the same rows
 # in the same order. synchronize_seqscans is off for the session, so the scan always starts at the table's start.
