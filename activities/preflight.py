@@ -35,4 +35,4 @@ class PreflightActivities:
             text=inp.system, kind="prompt", source="user", semantic=semantic)) if inp.system else None
         verdict = self.scanner.scan(ScanRequest(text=inp.prompt, kind="prompt", source="user", semantic=semantic))
         return Preflight(pool=pool.result(), verdict=verdict, system_verdict=system.result() if system else None,
-                         policy=self.policy, policy_version=self.policy_version)
+                         policy=self.policy, policy_version=self.policy_version, memo_with_routing=True)

@@ -20,3 +20,6 @@ class Preflight(BaseModel):
     system_verdict: Verdict | None = None
     policy: Tuning = Tuning()
     policy_version: str = Field(default="", description="hash of the worker's effective policy")
+    # Set by workers that expect the workflow to write the policy version into its memo together with its first
+    # routing record (one memo upsert less per request); False in histories recorded before, which wrote it alone.
+    memo_with_routing: bool = False

@@ -8,8 +8,6 @@ every worker built on it. The worker adds the activities built from its services
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -17,8 +15,8 @@ from pathlib import Path
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadConverter
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.plugin import SimplePlugin
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, TLSConfig
@@ -42,26 +40,30 @@ WORKFLOWS = [RequestWorkflow, PoolWorkflow, LockdownWorkflow, PermissionWorkflow
 PAYLOAD_CONVERTER = pydantic_data_converter.payload_converter
 
 
-@functools.cache
-def _payload_converter(cls: type) -> PayloadConverter:
-    return DataConverter(payload_converter_class=cls).payload_converter
+class SharedPayloadConverter(PydanticPayloadConverter):
+    """The SDK builds a data converter per serialization context: for every payload it seals (the workflow id bound
+    to it) and for every workflow activation (a command-aware copy). Each one constructs its payload converter, and a
+    fresh pydantic converter starts with an empty cache of type adapters that it then rebuilds (~2 ms of worker CPU
+    per request, on the worker's event loop). The converter holds no per-context state: every copy shares one."""
 
+    _shared: SharedPayloadConverter | None = None
 
-@dataclasses.dataclass(frozen=True)
-class _SealingDataConverter(DataConverter):
-    """The SDK binds a serialization context (the workflow id) to the converter for every payload it seals: a copy of
-    the converter, whose construction builds a new pydantic payload converter only to replace it (~1.5 ms of worker
-    CPU per request). The payload converter holds no state: every copy shares one."""
+    def __new__(cls) -> SharedPayloadConverter:
+        shared = cls._shared
+        if shared is None:  # a race builds two, one of which is kept: harmless
+            shared = super().__new__(cls)
+            PydanticPayloadConverter.__init__(shared)
+            cls._shared = shared
+        return shared
 
-    def _new_payload_converter(self) -> PayloadConverter:
-        return _payload_converter(self.payload_converter_class)
+    def __init__(self) -> None:  # built once, in __new__
+        pass
 
 
 def data_converter(keyring: Keyring) -> DataConverter:
     """pydantic payloads, every one sealed; failure messages and stack traces sealed inside the failure too."""
-    return _SealingDataConverter(payload_converter_class=pydantic_data_converter.payload_converter_class,
-                                 payload_codec=SealingCodec(keyring),
-                                 failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
+    return DataConverter(payload_converter_class=SharedPayloadConverter, payload_codec=SealingCodec(keyring),
+                         failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
 class HybridPlugin(SimplePlugin):

@@ -177,12 +177,29 @@ async def test_the_policy_is_the_workers_not_the_clients(client, settings, run_w
 async def test_options_above_the_workers_caps_are_refused(client, settings, run_worker, scripted_pool):
     settings.max_tokens_cap = 100
     async with run_worker(scripted_pool()):
+        refused = await ask(client, settings, "hello", max_tokens=200)
         with pytest.raises(WorkflowFailureError) as info:
-            await (await ask(client, settings, "hello", max_tokens=200)).result()
+            await refused.result()
         _, fine = await ask_and_wait(client, settings, "hello", max_tokens=100)
     kind, message = failure_message(info.value)
     assert kind == "InvalidRequest" and "above this platform's cap of 100" in message
     assert fine.answer
+    # A run refused before routing still records the policy it was refused under.
+    assert await (await refused.describe()).memo_value("policy_version") == fine.policy_version
+
+
+async def test_the_policy_version_travels_with_the_first_routing_record(client, settings, run_worker, scripted_pool):
+    """One memo upsert in the first workflow task (policy version and routing together), not one each."""
+    from temporalio.api.enums.v1 import EventType
+
+    async with run_worker(scripted_pool()):
+        handle, result = await ask_and_wait(client, settings, "hello")
+    events = (await handle.fetch_history()).events
+    first_task = events[:next(i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)]
+    upserts = [e for e in first_task if e.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED]
+    assert [sorted(e.workflow_properties_modified_event_attributes.upserted_memo.fields) for e in upserts] == [
+        ["policy_version", "routing"]]
+    assert await (await handle.describe()).memo_value("policy_version") == result.policy_version
 
 
 async def test_a_keys_model_allowlist_narrows_the_routers_choice(client, settings, run_worker, scripted_pool):

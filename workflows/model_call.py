@@ -100,6 +100,18 @@ class ModelCaller(Pausable):
         self._verdicts: dict[str, dict] = {}
         self._decisions: list[RoutingDecision] = []
         self._judged: list[dict] = []
+        self._memo_pending: dict = {}  # memo fields written with the next upsert (one command instead of two)
+
+    def upsert_memo(self, fields: dict, later: bool = False) -> None:
+        """Upsert memo fields, with any held back; `later`: hold these back until the next upsert (or flush)."""
+        self._memo_pending.update(fields)
+        if not later:
+            self.flush_memo()
+
+    def flush_memo(self) -> None:
+        if self._memo_pending:
+            fields, self._memo_pending = self._memo_pending, {}
+            workflow.upsert_memo(fields)
 
     def stage(self, name: str, model: str | None = None) -> None:
         """Where the workflow is (RequestWorkflow shows it in its `progress` query)."""
@@ -110,7 +122,7 @@ class ModelCaller(Pausable):
         if verdict is None or verdict.risk == Risk.NONE:
             return
         self._verdicts[what] = summary(verdict)
-        workflow.upsert_memo({"guardrails": self._verdicts})
+        self.upsert_memo({"guardrails": self._verdicts})
         if verdict.verdict != "block":
             return
         if is_security_alert(verdict):
@@ -161,13 +173,13 @@ class ModelCaller(Pausable):
     def _judge_note(self, what: str, model: str, risk: str | None, outcome: str) -> None:
         """What the judge said, per scan point, in the memo (its risk, never its reason: that may quote the text)."""
         self._judged.append({"what": what, "model": model, "risk": risk, "outcome": outcome})
-        workflow.upsert_memo({"judge": self._judged})
+        self.upsert_memo({"judge": self._judged})
 
     def record(self, decision: RoutingDecision, shown: bool = True) -> None:
         """Every routing decision and its reasons into history (memo) and the UI (search attributes; `shown`
         False for the judge's calls, so the UI names the model that answered)."""
         self._decisions.append(decision)
-        workflow.upsert_memo({"routing": [d.model_dump(mode="json") for d in self._decisions]})
+        self.upsert_memo({"routing": [d.model_dump(mode="json") for d in self._decisions]})
         if shown:
             workflow.upsert_search_attributes([TASK_TYPE.value_set(decision.task_type.value),
                                                MODEL.value_set(decision.chosen or "none")])

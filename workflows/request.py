@@ -64,6 +64,7 @@ class RequestWorkflow(AnswerStream, RequestSteps):
         sandbox = await self._run_in_sandbox(answer, tuning) if request.run_code else None
         saved = await self._save(request, answer, tuning) if request.save_as is not None else None
         self.stage("done", answer.model)
+        self.flush_memo()
         return RequestResult(
             request_id=request.request_id, answer=answer.text, model=answer.model, provider=answer.spec.provider,
             task_type=answer.task_type, reasons=answer.reasons, usage=answer.usage,

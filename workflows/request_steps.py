@@ -71,7 +71,8 @@ class RequestSteps(ModelCaller):
         pre = await act.request_preflight(PreflightInput(prompt=request.prompt, system=request.system))
         tuning = pre.policy
         self.lockdown_poll = timedelta(seconds=tuning.lockdown_poll_s)
-        workflow.upsert_memo({"policy_version": pre.policy_version})
+        # Newer workers' runs write it with the first routing record (or whatever memo comes first, or at the end).
+        self.upsert_memo({"policy_version": pre.policy_version}, later=pre.memo_with_routing)
         # The guard judge's second opinion, when the worker's policy names one (a model call of this workflow).
         verdict = await self.second_opinion(pre.verdict, lit(request.prompt), "prompt", "the request", tuning,
                                             request.request_id, pre.pool)
@@ -83,10 +84,12 @@ class RequestSteps(ModelCaller):
         await enforce_user_input(self, verdict, "the request", self._requester)
         await enforce_user_input(self, system_verdict, "the system text", self._requester)
         if request.max_tokens > tuning.max_tokens_cap:
+            self.flush_memo()
             raise ApplicationError(f"max_tokens {request.max_tokens} is above this platform's cap of "
                                    f"{tuning.max_tokens_cap}", type="InvalidRequest", non_retryable=True)
         if request.model is not None and pre.pool.get(request.model) is None:
             known = ", ".join(pre.pool.ids())
+            self.flush_memo()
             raise ApplicationError(f"unknown model {request.model!r}; known models: {known}",
                                    type="UnknownModel", non_retryable=True)
         return pre
@@ -98,7 +101,7 @@ class RequestSteps(ModelCaller):
         context = await act.rag_retrieve(RetrieveRequest(query=request.prompt[:MAX_QUERY_CHARS], k=request.rag_k),
                                          start_to_close_timeout=timedelta(seconds=120),
                                          retry_policy=act.llm_retry(tuning))
-        workflow.upsert_memo({"rag": {"chunk_ids": context.chunk_ids, "chunk_sha256s": context.chunk_sha256s}})
+        self.upsert_memo({"rag": {"chunk_ids": context.chunk_ids, "chunk_sha256s": context.chunk_sha256s}})
         await self.scan(context.context, "document", "the retrieved passages", tuning, request.request_id)
         return context
 
@@ -145,13 +148,13 @@ class RequestSteps(ModelCaller):
         general = TaskClassification(task_type=Capability.GENERAL, scores=classification.scores, reasons=[why])
         generalist = route(general, pool, request.request_id).chosen
         if generalist is None:
-            workflow.upsert_memo({"collaboration": {"why": why, "skipped": "no general model is available"}})
+            self.upsert_memo({"collaboration": {"why": why, "skipped": "no general model is available"}})
             return None
         allowed = await act.permissions_check(PermissionRequest(
             actor=Actor.MODEL, operation=Operation.DELEGATE, model_id=generalist, capabilities=(Capability.GENERAL,),
             explanation="hand the code to a coder"))
         if not allowed.allowed:
-            workflow.upsert_memo({"collaboration": {"why": why, "skipped": f"delegation denied: {allowed.reason}"}})
+            self.upsert_memo({"collaboration": {"why": why, "skipped": f"delegation denied: {allowed.reason}"}})
             return None
         self.stage("delegating", generalist)
         child_id = f"{workflow.info().workflow_id}-coder"
@@ -171,7 +174,7 @@ class RequestSteps(ModelCaller):
         records = [DelegationRecord(from_model=generalist, to=Role.CODER.value, model=coder.model,
                                     workflow_id=child_id, depth=1, scope=scope), *coder.delegations]
         delegations = [r.model_dump(mode="json", by_alias=True) for r in records]
-        workflow.upsert_memo({"collaboration": {"why": why, "approved": coder.approved, "rounds": coder.rounds,
+        self.upsert_memo({"collaboration": {"why": why, "approved": coder.approved, "rounds": coder.rounds,
                                                 "delegations": delegations}})
         self.stage("formatting", generalist)
         handover = format_prompt(request.prompt, coder)  # the coder's work, handed to the generalist
