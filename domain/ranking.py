@@ -37,7 +37,7 @@ class RankingOptions(BaseModel):
     mmr_lambda: float = Field(default=0.75, ge=0.0, le=1.0, description="1.0: relevance only, no diversity.")
     duplicate_similarity: float = Field(default=0.95, gt=0.0, le=2.0, description="A candidate this similar "
                                         "(cosine) to a chosen one is a near-duplicate and skipped (2: off).")
-    text_budget: int = Field(default=500, ge=100, le=100_000, description="Chunks the full-text leg reads at "
+    text_budget: int = Field(default=200, ge=100, le=100_000, description="Chunks the full-text leg reads at "
                              "most: its candidates come from the query's rarest words whose chunks add up to this "
                              "(at least the rarest word), and are scored on all its words.")
     max_terms: int = Field(default=8, ge=1, le=64, description="The query's rarest words used by the full-text leg.")

@@ -299,3 +299,23 @@ def test_a_query_of_common_words_reads_the_first_chunks_holding_them_without_the
         assert [t for t, _ in found(3)] == [texts[4], texts[2], texts[0]]
     finally:
         engine.dispose()
+
+
+def test_the_vector_leg_searches_the_half_precision_index(engine) -> None:
+    """The vector leg's ORDER BY must be the index's expression (migration 0011_halfvec), else PostgreSQL answers
+    the same rows by computing the distance to every chunk: right results, and a full scan per query at scale."""
+    from pgvector import Vector
+
+    from activities.rag.search import _binary_vectors, _search_sql
+
+    statement = _search_sql(40, 0, 0, 8)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")  # a small table: the planner could prefer a scan anyway
+        _binary_vectors(conn)
+        with conn.connection.driver_connection.cursor() as cur:
+            cur.execute("EXPLAIN " + statement, {"q": Vector(np.full(384, 0.05, dtype=np.float32)), "text": "",
+                                                 "rrf_k": 60, "vector_weight": 1.0, "text_weight": 0.3,
+                                                 "max_df": 0.2})
+            plan = "\n".join(r[0] for r in cur.fetchall())
+        conn.rollback()
+    assert "Index Scan using chunks_embedding_hnsw" in plan and "halfvec" in plan, plan

@@ -205,7 +205,7 @@ def test_migration_0004_down_and_up(scratch_database_url):
         with engine.connect() as conn:
             index = conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding_hnsw'"))
             definition = index.scalar_one()
-            assert "hnsw" in definition and "vector_cosine_ops" in definition
+            assert "hnsw" in definition and "halfvec_cosine_ops" in definition  # 0011_halfvec
         migrate.downgrade(url, "0003_blobs")
         assert not tables & set(sa.inspect(engine).get_table_names())
         migrate.upgrade(url)

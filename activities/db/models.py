@@ -201,9 +201,9 @@ class ChunkRow(Base):
         sa.UniqueConstraint("version_id", "position", name="chunks_version_position"),
         sa.Index("chunks_tsv_gin", "tsv", postgresql_using="gin"),
         sa.Index("ix_chunks_flagged", "document_id", postgresql_where=sa.text("flagged")),
-        sa.Index("chunks_embedding_hnsw", "embedding", postgresql_using="hnsw",
-                 postgresql_ops={"embedding": "vector_cosine_ops"},
-                 postgresql_with={"m": 16, "ef_construction": 128}),
+        # migration 0011_halfvec: the HNSW index holds the embeddings in half precision (the column keeps float4)
+        sa.Index("chunks_embedding_hnsw", sa.text(f"(embedding::halfvec({EMBEDDING_DIMS})) halfvec_cosine_ops"),
+                 postgresql_using="hnsw", postgresql_with={"m": 16, "ef_construction": 128}),
     )
 
 
