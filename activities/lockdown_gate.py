@@ -10,7 +10,7 @@ shut (a retryable error): nothing starts unconfirmed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 
 import psycopg
 import sqlalchemy as sa
@@ -40,7 +40,7 @@ class LockdownGate:
         try:
             conn = self.store.engine.connect()
             raw = conn.connection.driver_connection
-            with raw.pipeline():
+            with raw.pipeline() if _PIPELINE else nullcontext():
                 raw.execute(_LOCK_SHARED, {"ns": LOCK_NAMESPACE, "scope": self.store.scope}, prepare=True)
                 row = raw.execute(_READ, {"scope": self.store.scope}, prepare=True).fetchone()
         except (sa.exc.SQLAlchemyError, psycopg.Error) as e:
@@ -70,3 +70,4 @@ class LockdownGate:
 # go unseen). A pipeline sends both at once; the server still runs them one after the other.
 _LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(%(ns)s, hashtext(%(scope)s))"
 _READ = "SELECT locked, epoch, reason FROM lockdown_state WHERE scope = %(scope)s"
+_PIPELINE = psycopg.Pipeline.is_supported()  # libpq >= 14 (the psycopg[binary] wheel bundles one); else one by one
