@@ -46,6 +46,7 @@ import numpy as np  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from activities.db import make_engine  # noqa: E402
+from activities.db.models import EMBEDDING_DIMS  # noqa: E402
 from activities.embeddings import Embedder  # noqa: E402
 from activities.llm_pool import LLMPool  # noqa: E402
 from activities.rag.search import SearchActivities  # noqa: E402
@@ -181,7 +182,7 @@ def bulk_load(engine: sa.Engine, vectors: np.ndarray, texts: list[str]) -> None:
             cur.execute("SET maintenance_work_mem = '1GB'")
             cur.execute("SET max_parallel_maintenance_workers = 2")
             cur.execute("CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw "
-                        "((embedding::halfvec(384)) halfvec_cosine_ops) "
+                        f"((embedding::halfvec({EMBEDDING_DIMS})) halfvec_cosine_ops) "
                         "WITH (m = 16, ef_construction = 128)")  # as migration 0011 builds it
             cur.execute("CREATE INDEX chunks_tsv_gin ON chunks USING gin (tsv)")  # as migration 0005 builds it
             cur.execute("TRUNCATE rag_terms")  # the term statistics ingestion's commit keeps, counted at once

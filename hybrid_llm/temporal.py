@@ -15,7 +15,7 @@ from pathlib import Path
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.plugin import SimplePlugin
 from temporalio.runtime import Runtime
@@ -36,10 +36,6 @@ from workflows.search import SearchWorkflow
 
 WORKFLOWS = [RequestWorkflow, PoolWorkflow, LockdownWorkflow, PermissionWorkflow, DelegationWorkflow,
              IngestWorkflow, SearchWorkflow, SandboxWorkflow]
-# Reads payloads that are not sealed (search attributes are indexed in clear by design; tests build raw payloads).
-PAYLOAD_CONVERTER = pydantic_data_converter.payload_converter
-
-
 class SharedPayloadConverter(PydanticPayloadConverter):
     """The SDK builds a data converter per serialization context: for every payload it seals (the workflow id bound
     to it) and for every workflow activation (a command-aware copy). Each one constructs its payload converter, and a
@@ -58,6 +54,10 @@ class SharedPayloadConverter(PydanticPayloadConverter):
 
     def __init__(self) -> None:  # built once, in __new__
         pass
+
+
+# Reads payloads that are not sealed (search attributes are indexed in clear by design; tests build raw payloads).
+PAYLOAD_CONVERTER = SharedPayloadConverter()
 
 
 def data_converter(keyring: Keyring) -> DataConverter:
