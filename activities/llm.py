@@ -183,6 +183,7 @@ class LLMActivities:
         if req.placement is not None and req.placement != (self.shared.worker_queue if self.shared else None):
             raise ApplicationError(f"this call was placed on {req.placement}, not on this worker", type=MISPLACED,
                                    non_retryable=True)
+        asked = req  # as the workflow sent it (messages, or their hash when they went by reference)
         req = self._resolve_messages(req)
         try:
             with self.gate.interrupts.running(f"an LLM call to {req.model_id}") as run, \
@@ -200,7 +201,7 @@ class LLMActivities:
             if e.kind == "ModelUnavailable":
                 self.pool.mark_health(req.model_id, str(e))
             raise _as_application_error(e) from None
-        self.pool.report_success(req.model_id)
+        self.pool.report_success(req.model_id, inference_ms, out.completion_tokens)
         # The spend is written (PostgreSQL) while the output is scanned; both finish before the activity returns.
         recorded = self._calls.submit(self._record_usage, req, out.prompt_tokens, out.completion_tokens,
                                       activity.info().workflow_id if activity.in_activity() else None)
@@ -220,7 +221,10 @@ class LLMActivities:
                           inference_ms=round(inference_ms, 1), verdict=verdict,
                           prompt_sha256=req.messages_ref or sha256_of(messages_bytes(req.messages)),
                           text_sha256=text_ref or sha256_of(text_bytes), text_ref=text_ref,
-                          finish_reason=out.finish_reason)
+                          finish_reason=out.finish_reason,
+                          # A local activity's input is not in history: the result carries it for the audit.
+                          request=asked if activity.in_activity() and activity.info().is_local else None,
+                          served_by=self.shared.worker_queue if self.shared is not None else None)
 
     def _record_usage(self, req: CompletionRequest, prompt_tokens: int, completion_tokens: int,
                       workflow_id: str | None) -> None:

@@ -18,6 +18,9 @@ from domain.pool import ModelStatus, PoolSnapshot
 from domain.registry import ModelSpec, Registry
 
 
+SPEED_WEIGHT = 0.3  # the weight of the newest call in the moving average of a model's time per token
+
+
 class _Slot:
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
@@ -29,6 +32,7 @@ class _Slot:
         self.last_error: str | None = None
         self.cooldown_until = 0.0
         self.unhealthy: str | None = None
+        self.ms_per_token: float | None = None  # moving average of recent calls' generation time per output token
 
 
 class LLMPool:
@@ -69,6 +73,7 @@ class LLMPool:
             cooldown_remaining_s=round(remaining, 1),
             failures=slot.failures,
             last_error=slot.last_error,
+            ms_per_token=None if slot.ms_per_token is None else round(slot.ms_per_token, 3),
         )
 
     def snapshot(self) -> PoolSnapshot:
@@ -122,12 +127,18 @@ class LLMPool:
             slot.last_error = error[:500]
             slot.cooldown_until = self._clock() + self.cooldown_s
 
-    def report_success(self, model_id: str) -> None:
+    def report_success(self, model_id: str, inference_ms: float | None = None, completion_tokens: int = 0) -> None:
+        """A call succeeded; with its timing, the model's time per output token here is updated (a moving average
+        over recent calls, the prompt's processing included: what the router expects of the next call)."""
         slot = self._slot(model_id)
         with self._lock:
             slot.unhealthy = None
             slot.last_error = None
             slot.cooldown_until = 0.0
+            if inference_ms is not None:
+                sample = max(0.0, inference_ms) / max(1, completion_tokens)
+                previous = slot.ms_per_token
+                slot.ms_per_token = sample if previous is None else previous + SPEED_WEIGHT * (sample - previous)
 
     def mark_health(self, model_id: str, problem: str | None) -> None:
         self._slot(model_id).unhealthy = problem

@@ -60,6 +60,10 @@ class Completion(BaseModel):
     text_sha256: str | None = None
     text_ref: str | None = None  # set when the output was stored as a blob (longer than the threshold)
     finish_reason: str | None = None  # "stop" or "length" when the provider says
+    # A call run as a LOCAL activity (workflows/model_call.py) has no scheduled event holding its input: the
+    # request comes back with the result, so history still holds what was asked (the audit reads it from here).
+    request: CompletionRequest | None = None
+    served_by: str | None = None  # the pool queue of the worker that ran the call (None: a worker without one)
 
 
 class LoadResult(BaseModel):

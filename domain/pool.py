@@ -20,6 +20,8 @@ class ModelStatus(BaseModel):
     last_error: str | None = None
     task_queue: str | None = Field(default=None, description="the worker queue whose pool this is (several "
                                    "workers: one entry per worker and model); None: any worker")
+    ms_per_token: float | None = Field(default=None, description="this worker's recent generation time per output "
+                                       "token of the model (None: not measured yet, or another worker's pool)")
 
     @property
     def available(self) -> bool:

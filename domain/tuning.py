@@ -37,6 +37,15 @@ class Tuning(BaseModel):
     max_tokens_cap: int = Field(default=8192, ge=1, description="A request asking for more is refused.")
     pool_schedule_to_start_s: float = Field(default=5.0, gt=0, description="How long a call bound to one "
                                             "worker's pool may wait for that worker before it is routed again.")
+    # The defaults below are what histories recorded before these settings existed did (they replay that way).
+    local_call_max_ms: float = Field(default=0.0, ge=0, description="A model call that the pool of the worker "
+                                     "running the workflow serves, expected to take at most this long (the model's "
+                                     "measured time per token there x max_tokens), runs as a LOCAL activity inside "
+                                     "the workflow task: no dispatch, no second task. Streamed calls never do. 0: "
+                                     "never.")
+    workflow_task_timeout_s: float = Field(default=10.0, gt=0, le=120, description="The workflow task timeout of "
+                                           "the child workflows that call models (a dead worker's local call is "
+                                           "noticed when its task times out).")
 
 
 def policy_version(tuning: Tuning, *parts: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
+from datetime import timedelta
+
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -30,6 +32,7 @@ async def start_request(client: Client, settings: Settings, request: UserRequest
     try:
         return await client.start_workflow(
             RequestWorkflow.run, payload, id=workflow_id, task_queue=settings.task_queue, result_type=RequestResult,
+            task_timeout=timedelta(seconds=settings.workflow_task_timeout_s),
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL if only_new else WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
     except WorkflowAlreadyStartedError:

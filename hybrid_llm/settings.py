@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     llm_heartbeat_timeout_s: float = Field(default=1.5, gt=0)
     llm_start_to_close_s: float = Field(default=600.0, gt=0)
     llm_max_attempts: int = Field(default=3, ge=1)
+    local_call_max_ms: float = Field(default=1000.0, ge=0, description=(
+        "A model call this worker's own pool serves, expected to take at most this long (its measured time per "
+        "token x max_tokens), runs as a local activity inside the workflow task: no dispatch, no second task. 0: "
+        "never. Streamed answers never do."))
+    workflow_task_timeout_s: float = Field(default=2.0, gt=0, le=120, description=(
+        "The workflow task timeout of requests (set by the client that starts them) and of the child workflows "
+        "that call models. A worker that dies during a call run as a local activity is noticed when its task "
+        "times out; a longer call keeps its task alive (the SDK heartbeats it)."))
     model_cooldown_s: float = Field(default=60.0, ge=0)
     worker_threads: int = Field(default=16, ge=1)
     stream_batch_ms: int = Field(default=200, ge=10, le=5000, description=(

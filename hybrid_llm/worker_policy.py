@@ -21,5 +21,7 @@ def worker_policy(settings: Settings, permissions: PermissionPolicy) -> tuple[Tu
                     blob_threshold_bytes=settings.blob_threshold_bytes,
                     delegation_max_depth=settings.delegation_max_depth,
                     delegation_max_rounds=settings.delegation_max_rounds, max_tokens_cap=settings.max_tokens_cap,
-                    pool_schedule_to_start_s=settings.pool_schedule_to_start_s)
+                    pool_schedule_to_start_s=settings.pool_schedule_to_start_s,
+                    local_call_max_ms=settings.local_call_max_ms,
+                    workflow_task_timeout_s=settings.workflow_task_timeout_s)
     return tuning, policy_version(tuning, permissions.model_dump_json(), settings.guard_model or "")

@@ -48,6 +48,38 @@ async def assert_replays_in_sandbox(client: Client, workflow_id: str) -> None:
     assert outcome["failed"] == 0, outcome["failures"]
 
 
+def model_calls(history, reader: PayloadReader) -> list[dict]:
+    """Every llm.complete of a history, in order, whichever way it ran: as an activity (its input in the scheduled
+    event, its result in the completed one) or as a local activity (a marker whose result echoes the request).
+    Each: {"input": dict, "result": dict | None (failed, or not finished), "local": bool, "task_queue": the queue
+    it was sent on (None for a local activity)}."""
+    calls: list[dict] = []
+    scheduled: dict[int, dict] = {}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            a = event.activity_task_scheduled_event_attributes
+            if a.activity_type.name == "llm.complete":
+                scheduled[event.event_id] = call = {"input": reader.value(a.input.payloads[0]), "result": None,
+                                                    "local": False, "task_queue": a.task_queue.name}
+                calls.append(call)
+        elif event.HasField("activity_task_completed_event_attributes"):
+            a = event.activity_task_completed_event_attributes
+            if a.scheduled_event_id in scheduled:
+                scheduled[a.scheduled_event_id]["result"] = reader.value(a.result.payloads[0])
+        elif event.HasField("marker_recorded_event_attributes"):
+            a = event.marker_recorded_event_attributes
+            if a.marker_name != "core_local_activity" or "data" not in a.details:
+                continue
+            data = reader.value(a.details["data"].payloads[0])
+            if data.get("activity_type") != "llm.complete":
+                continue
+            result = reader.value(a.details["result"].payloads[0]) if "result" in a.details and \
+                a.details["result"].payloads else None
+            calls.append({"input": (result or {}).get("request") or {}, "result": result, "local": True,
+                          "task_queue": None})
+    return calls
+
+
 async def routing_from_history(handle: WorkflowHandle) -> list[dict]:
     """The routing decisions the workflow recorded (memo upsert events), in order."""
     history = await handle.fetch_history()

@@ -15,7 +15,7 @@ from domain.requests import ChatMessage
 from hybrid_llm.audit import replay, timeline
 from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.conftest import scripted
-from tests.helpers import ask_and_wait
+from tests.helpers import ask_and_wait, model_calls
 from tests.processes import acli
 from workflows.request import RequestWorkflow
 
@@ -80,10 +80,7 @@ async def test_large_prompts_and_outputs_go_by_hash_and_full_shows_what_the_mode
         t = await timeline.show(client, handle.id, full=True, blobs=BlobStore(engine))
         cli = await acli(settings, "audit", "show", handle.id, "--full", "--json")
     assert result.answer.startswith("Summary: Summarise this log:") and len(result.answer) > 4096  # in full
-    scheduled = [e.activity_task_scheduled_event_attributes for e in history.events
-                 if e.HasField("activity_task_scheduled_event_attributes")]
-    reader = PayloadReader(keyring_of(client))
-    inputs = [reader.value(s.input.payloads[0]) for s in scheduled if s.activity_type.name == "llm.complete"]
+    inputs = [call["input"] for call in model_calls(history, PayloadReader(keyring_of(client)))]
     assert len(inputs) == 2 and all(i["messages"] == [] and len(i["messages_ref"]) == 64 for i in inputs)
     # The prompt is in history once (the workflow's input), not once more per attempt.
     assert history_kb(history) < 100, history_kb(history)

@@ -18,7 +18,7 @@ from hybrid_llm.audit import timeline
 from hybrid_llm.request_client import failure_message
 from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.conftest import scripted
-from tests.helpers import ask, ask_and_wait, routing_from_history, search_attributes_from_history
+from tests.helpers import ask, ask_and_wait, model_calls, routing_from_history, search_attributes_from_history
 from tests.test_request_plans import completions
 
 CALM = '{"risk": "none", "reason": "an ordinary question"}'
@@ -43,15 +43,9 @@ def judged(settings):
 
 async def judge_replies(handle) -> list[str]:
     """The texts the judge's llm.complete calls (those with the judge's schema) returned, from history."""
-    reader = PayloadReader(keyring_of(handle._client))
     history = await handle.fetch_history()
-    scheduled = {e.event_id: reader.value(e.activity_task_scheduled_event_attributes.input.payloads[0])
-                 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
-                 and e.activity_task_scheduled_event_attributes.activity_type.name == "llm.complete"}
-    return [reader.value(e.activity_task_completed_event_attributes.result.payloads[0])["text"]
-            for e in history.events if e.HasField("activity_task_completed_event_attributes")
-            and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
-            and scheduled[e.activity_task_completed_event_attributes.scheduled_event_id]["json_schema"] == JUDGE_SCHEMA]
+    return [call["result"]["text"] for call in model_calls(history, PayloadReader(keyring_of(handle._client)))
+            if call["result"] is not None and call["input"]["json_schema"] == JUDGE_SCHEMA]
 
 
 def memo_judge(memo: dict) -> list[dict]:

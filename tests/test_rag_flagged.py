@@ -13,7 +13,7 @@ from domain.rag import RetrieveRequest, SearchQuery
 from hybrid_llm import rag_client
 from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.conftest import scripted
-from tests.helpers import ask_and_wait
+from tests.helpers import ask_and_wait, model_calls
 from tests.test_api import api  # noqa: F401 - fixture
 from tests.test_rag import folder, upload_and_wait, uploads  # noqa: F401 - fixtures and helpers
 
@@ -72,9 +72,7 @@ async def test_flagged_chunks_stay_out_of_request_context_unless_the_operator_al
         await upload_and_wait(client, settings, uploads, path, REPORT)
         handle, result = await ask_and_wait(client, settings, PROMPT, rag=True, rag_k=5)
         history = await handle.fetch_history()
-    calls = [PayloadReader(keyring_of(handle._client)).value(e.activity_task_scheduled_event_attributes.input.payloads[0])
-             for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
-             and e.activity_task_scheduled_event_attributes.activity_type.name == "llm.complete"]
+    calls = [call["input"] for call in model_calls(history, PayloadReader(keyring_of(handle._client)))]
     context = json.dumps(calls[0]["messages"]) if calls else ""
     assert "east greenhouse" in context  # the clean passage is there
     assert "evil.example" not in context and "ignore all previous instructions" not in context

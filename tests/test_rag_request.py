@@ -6,7 +6,7 @@ import json
 
 from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.conftest import scripted
-from tests.helpers import ask_and_wait
+from tests.helpers import ask_and_wait, model_calls
 from tests.test_rag import folder, upload_and_wait, uploads  # noqa: F401 - fixtures and helpers
 
 LIGHTHOUSE = """# Harbour log
@@ -28,9 +28,7 @@ async def test_ask_with_rag_gives_the_model_cited_passages(client, settings, run
     assert memo["chunk_ids"][: len(result.citations)] == [c["chunk_id"] for c in result.citations]
     # Exactly what the model saw is in history: the passages in the LLM call's messages.
     history = await handle.fetch_history()
-    calls = [PayloadReader(keyring_of(handle._client)).value(e.activity_task_scheduled_event_attributes.input.payloads[0])
-             for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
-             and e.activity_task_scheduled_event_attributes.activity_type.name == "llm.complete"]
+    calls = [call["input"] for call in model_calls(history, PayloadReader(keyring_of(handle._client)))]
     assert calls and "clockwork lens" in json.dumps(calls[0]["messages"])
     assert "[1] uploads/" in calls[0]["messages"][0]["content"]
 

@@ -13,7 +13,7 @@ from domain.sandbox import ReviewDecision
 from hybrid_llm import sandbox_client
 from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.conftest import scripted
-from tests.helpers import TEST_APPROVER, ask, ask_and_wait
+from tests.helpers import TEST_APPROVER, ask, ask_and_wait, model_calls
 from tests.test_rag import folder, upload_and_wait, uploads  # noqa: F401 - fixtures and helpers
 from tests.test_rag_request import LIGHTHOUSE
 from tests.test_sandbox import root  # noqa: F401 - the fixture
@@ -30,12 +30,9 @@ def team():
 
 
 async def completions(handle) -> list[dict]:
-    """The inputs of every llm.complete this workflow scheduled (what each model was sent)."""
-    reader = PayloadReader(keyring_of(handle._client))
+    """The inputs of every llm.complete of this workflow, activity or local activity (what each model was sent)."""
     history = await handle.fetch_history()
-    return [reader.value(e.activity_task_scheduled_event_attributes.input.payloads[0])
-            for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
-            and e.activity_task_scheduled_event_attributes.activity_type.name == "llm.complete"]
+    return [call["input"] for call in model_calls(history, PayloadReader(keyring_of(handle._client)))]
 
 
 async def all_completions(client, handle) -> list[dict]:

@@ -9,19 +9,17 @@ import worker as worker_module
 from domain.llm import MISPLACED
 from hybrid_llm.temporal import PayloadReader, connect, keyring_of
 from tests.conftest import scripted
-from tests.helpers import ask_and_wait
+from tests.helpers import ask_and_wait, model_calls
 
 
 async def complete_queues(handle) -> list[str]:
     """The pool each llm.complete of this request was sent to: its task queue, or, for a call started eagerly on the
     worker running the workflow (sent on the workflow's own queue), the placement it carries (the activity refuses
-    to run on any other worker)."""
-    reader = PayloadReader(keyring_of(handle._client))
+    to run on any other worker), or, for a call run as a local activity of the workflow task, the pool of the worker
+    that ran it (its result says)."""
     history = await handle.fetch_history()
-    return [reader.value(a.input.payloads[0]).get("placement") or a.task_queue.name for a in (
-        e.activity_task_scheduled_event_attributes for e in history.events
-        if e.HasField("activity_task_scheduled_event_attributes"))
-        if a.activity_type.name == "llm.complete"]
+    return [call["result"]["served_by"] if call["local"] else call["input"].get("placement") or call["task_queue"]
+            for call in model_calls(history, PayloadReader(keyring_of(handle._client)))]
 
 
 async def misplaced(handle) -> int:
@@ -72,6 +70,7 @@ async def test_a_call_meant_for_one_worker_that_another_takes_is_sent_to_its_poo
     """A call for the pool of the worker running the workflow goes on the workflow's queue to start eagerly there. When
     the server does not hand it back eagerly (here: worker a never asks), any worker may take it from that queue: the
     wrong one refuses it (Misplaced) and the workflow sends it to the pool's own queue. Nothing runs on the cold pool."""
+    settings.local_call_max_ms = 0  # the calls go as activities (not inside a's workflow task), eagerly or not
     warm, cold = scripted_pool(scripted("m")), scripted_pool(scripted("m"))
     warm.ensure_loaded("m")
     monkeypatch.setattr(worker_module, "Worker",

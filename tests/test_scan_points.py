@@ -10,7 +10,8 @@ from domain.permissions import Actor, Operation, PermissionRequest
 from hybrid_llm import lockdown_client, permission_client
 from hybrid_llm.request_client import failure_message
 from tests.conftest import scripted
-from tests.helpers import ask, ask_and_wait
+from hybrid_llm.temporal import PayloadReader, keyring_of
+from tests.helpers import ask, ask_and_wait, model_calls
 from tests.test_rag import folder, upload_and_wait, uploads  # noqa: F401 - fixtures and helpers
 
 DELEGATION_PROMPT = "Write a secure login API in Python that stores password hashes"
@@ -120,5 +121,4 @@ async def test_retrieved_passages_are_scanned_as_documents(client, settings, run
         message = await expect_blocked(handle)
     assert "the retrieved passages" in message
     history = await handle.fetch_history()
-    assert "llm.complete" not in [e.activity_task_scheduled_event_attributes.activity_type.name
-                                  for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    assert model_calls(history, PayloadReader(keyring_of(client))) == []  # no model saw them, in any way

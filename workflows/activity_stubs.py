@@ -80,6 +80,8 @@ llm_load = Activity[ModelRef, LoadResult]("llm.load", LoadResult)
 llm_unload = Activity[ModelRef, LoadResult]("llm.unload", LoadResult)
 llm_health = Activity[ModelRef, HealthResult]("llm.health", HealthResult)
 llm_complete = Activity[CompletionRequest, Completion]("llm.complete", Completion)
+# The same call run locally, inside the workflow task, when this worker's pool serves it quickly (model_call.py).
+llm_complete_here = Activity[CompletionRequest, Completion]("llm.complete", Completion, local=True)
 llm_report_failure = Activity[ModelFailure, PoolSnapshot]("llm.report_failure", PoolSnapshot, local=True,
                                                           start_to_close_timeout=timedelta(seconds=10))
 # Local steps of a request (no dispatch of their own).

@@ -10,6 +10,8 @@ the policy's blob threshold: prompts are composed of parts and stored whole by a
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -128,7 +130,8 @@ class DelegationWorkflow(ModelCaller):
             "DelegationWorkflow",
             inp.model_copy(update=dict(from_model=result.model, role=Role.REVIEWER, depth=inp.depth + 1, scope=scope,
                                        round=round_no, **carried(context=code, passages=lit("")))),
-            id=child_id, result_type=DelegationResult)
+            id=child_id, result_type=DelegationResult,
+            task_timeout=timedelta(seconds=inp.tuning.workflow_task_timeout_s))
         result.usage = _add(result.usage, review.usage)
         result.delegations.append(DelegationRecord(from_model=result.model, to=Role.REVIEWER.value,
                                                    model=review.model, workflow_id=child_id, depth=inp.depth + 1,

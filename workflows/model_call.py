@@ -88,6 +88,22 @@ def _options(tuning: Tuning, queue: str | None, eager: bool = False) -> dict:
     return options
 
 
+def _runs_here(tuning: Tuning, snapshot: PoolSnapshot, model_id: str, queue: str | None, max_tokens: int,
+               streamed: bool) -> bool:
+    """Whether the call runs as a LOCAL activity, inside this workflow task: the worker running the workflow serves
+    the model (routing placed the call on this worker's pool, or on any worker), has it loaded, and expects the call
+    to take at most the policy's `local_call_max_ms` (its measured time per token x max_tokens). Saves the call's
+    dispatch and a second workflow task (a round trip through Temporal each). Never for a streamed call: its
+    batches are signals to this workflow, which a workflow task busy with the call would hold back. A worker that
+    dies during such a call is noticed when the workflow task times out (the policy's `workflow_task_timeout_s`
+    for child workflows, the client's setting for requests), and the call runs again elsewhere."""
+    if streamed or tuning.local_call_max_ms <= 0 or snapshot.here is None or queue not in (None, snapshot.here):
+        return False
+    mine = snapshot.get(model_id, snapshot.here)
+    return (mine is not None and mine.loaded and mine.ms_per_token is not None
+            and mine.ms_per_token * max_tokens <= tuning.local_call_max_ms)
+
+
 def _misplaced(e: ActivityError) -> bool:
     return isinstance(e.cause, ApplicationError) and e.cause.type == MISPLACED
 
@@ -188,11 +204,12 @@ class ModelCaller(Pausable):
                          tuning: Tuning, snapshot: PoolSnapshot | None = None, model: str | None = None,
                          max_tokens: int = 256, temperature: float = 0.2, json_schema: dict | None = None,
                          what: str = "the answer", allowlist: tuple[str, ...] | None = None,
-                         chat_options: Callable[[], dict] | None = None, judge: bool = False) -> ModelCall:
+                         chat_options: Callable[[], dict] | None = None, judge: bool = False,
+                         streamed: bool = False) -> ModelCall:
         """`messages`: chat messages, or messages composed of parts (some held by reference). `allowlist`: the
         caller's models (a key's allowlist); the router never picks another. `chat_options`: the OpenAI endpoint's
-        per-call options (stop, JSON mode, streaming, resume), asked for each attempt. `judge`: this is the guard
-        judge's call: its reply is data parsed by the caller (never shown to anyone), so it is not scanned and asks
+        per-call options (stop, JSON mode, streaming, resume), asked for each attempt; `streamed`: the answer streams
+        (the call is then never a local activity, see `_runs_here`). `judge`: this is the guard judge's call: its reply is data parsed by the caller (never shown to anyone), so it is not scanned and asks
         no judge itself, and it does not change the workflow's stage or its Model search attribute."""
         stage = (lambda name, model_id: None) if judge else self.stage
         if snapshot is None:
@@ -218,15 +235,19 @@ class ModelCaller(Pausable):
             status = snapshot.get(model_id, queue)
             assert status is not None
             # snapshot.here: this workflow's worker's pool queue (None in runs recorded before it existed).
-            eager = eager_ok and queue is not None and queue == snapshot.here and status.loaded
+            here = eager_ok and _runs_here(tuning, snapshot, model_id, queue, max_tokens, streamed)
+            eager = not here and eager_ok and queue is not None and queue == snapshot.here and status.loaded
             options = _options(tuning, queue, eager)
+            complete = act.llm_complete
+            if here:
+                complete, options = act.llm_complete_here, act.llm_options(tuning)
             try:
                 if not status.loaded:
                     stage("loading", model_id)
                     loaded = await self.guarded(lambda: act.llm_load(ModelRef(model_id=model_id), **options))
                     load_ms += loaded.load_ms
                 stage("generating", model_id)
-                completion = await self.guarded(lambda: act.llm_complete(CompletionRequest(
+                completion = await self.guarded(lambda: complete(CompletionRequest(
                     model_id=model_id, **refs, max_tokens=max_tokens, temperature=temperature, request_id=request_id,
                     scan_output=not judge, scan_semantic=tuning.guard_semantic and not judge, json_schema=json_schema,
                     placement=queue if eager else None,

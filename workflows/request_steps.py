@@ -134,7 +134,7 @@ class RequestSteps(ModelCaller):
         call = await self.call_model(allowlist=allowlist,
             classification=classification, snapshot=pool, model=request.model, request_id=request.request_id,
             tuning=tuning, max_tokens=request.max_tokens, temperature=request.temperature, messages=messages,
-            json_schema=request.json_schema, chat_options=lambda: self.chat_options(request))
+            json_schema=request.json_schema, chat_options=lambda: self.chat_options(request), streamed=request.stream)
         last = call.decisions[-1]
         return Answer(text=call.completion.text, model=call.model, spec=call.spec, author=call.spec,
                       task_type=last.task_type, reasons=last.reasons, usage=call.usage, attempts=call.attempts,
@@ -170,7 +170,7 @@ class RequestSteps(ModelCaller):
                             temperature=request.temperature, **carried(task=task, system=system, passages=passages),
                             limits=DelegationLimits(max_depth=tuning.delegation_max_depth,
                                                     max_rounds=tuning.delegation_max_rounds)),
-            id=child_id, result_type=DelegationResult)
+            id=child_id, result_type=DelegationResult, task_timeout=timedelta(seconds=tuning.workflow_task_timeout_s))
         records = [DelegationRecord(from_model=generalist, to=Role.CODER.value, model=coder.model,
                                     workflow_id=child_id, depth=1, scope=scope), *coder.delegations]
         delegations = [r.model_dump(mode="json", by_alias=True) for r in records]

@@ -253,7 +253,10 @@ def _marker(add, out: dict, event) -> None:
         add(event, "local_activity_failed", activity=name, **_failure_message(a.failure))
         return
     result = details.get("result")
-    if name == "request.preflight" and isinstance(result, dict):
+    if name == "llm.complete" and isinstance(result, dict):  # a model call run inside the workflow task
+        _activity_done(add, out, event, name, result.get("request") or {}, result, _marker_ms(data),
+                       int(data.get("attempt") or 1))
+    elif name == "request.preflight" and isinstance(result, dict):
         pool = [m.get("spec", {}).get("id") for m in (result.get("pool") or {}).get("models", [])]
         add(event, "input_scan", verdict=_verdict(result.get("verdict")), pool=pool)
     elif name == "guard.scan":
@@ -271,6 +274,15 @@ def _marker(add, out: dict, event) -> None:
         add(event, "lockdown_" + name.split(".", 1)[1], result=result)
     else:
         add(event, "local_activity", activity=name)
+
+
+def _marker_ms(data: dict) -> float | None:
+    """A local activity's time from its (first) schedule to its completion, as its marker records them."""
+    try:
+        start, end = data["original_schedule_time"], data["complete_time"]
+        return round(((end["seconds"] - start["seconds"]) + (end["nanos"] - start["nanos"]) / 1e9) * 1000, 1)
+    except (KeyError, TypeError):
+        return None
 
 
 def _memo_entry(add, event, key: str, value: Any) -> None:
