@@ -8,6 +8,9 @@ Prints progress to stderr and one JSON object as the last line of stdout:
                             with a second worker already running (the call is retried there)
   restart_recovery_s        (reference) the same with ONE worker: replacement worker start -> completion
                             (includes the new process's start-up: imports, connections)
+  local_call_recovery_s     (reference) as recovery_s, for a call run as a local activity inside the workflow task
+                            (a short call on the pool of the worker running the workflow): the dead worker is
+                            noticed when the task times out (workflow_task_timeout_s), then the standby runs it
   local_tokens_per_s_ratio  tokens/s of a request with the real local model / a direct llama-cpp-python call
 
 Usage: python bench/pipeline.py [--requests 300] [--sequential 50] [--skip-local]
@@ -32,6 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
@@ -134,14 +138,24 @@ async def _running_call(handle) -> str:
         await asyncio.sleep(0.02)
 
 
+async def _task_holder(handle) -> str:
+    """Wait until a workflow task of the request is running on a worker; that worker's identity."""
+    while True:
+        events = (await handle.fetch_history()).events
+        started = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED]
+        if started and events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            return started[-1].workflow_task_started_event_attributes.identity
+        await asyncio.sleep(0.01)
+
+
 async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
     registry = workdir / "slow.toml"
     registry.write_text('[[models]]\nid = "slow"\nprovider = "scripted"\ncapabilities = ["general"]\n'
                         'local = true\noptions = { delay_ms = 300 }\n')
     log = (workdir / "worker.log").open("ab")
 
-    def spawn(queue: str) -> subprocess.Popen:
-        env = {**os.environ, "HYBRID_TEMPORAL_ADDRESS": settings.temporal_target, "HYBRID_TASK_QUEUE": queue,
+    def spawn(queue: str, **extra: str) -> subprocess.Popen:
+        env = {**os.environ, **extra, "HYBRID_TEMPORAL_ADDRESS": settings.temporal_target, "HYBRID_TASK_QUEUE": queue,
                "HYBRID_LLM_HEARTBEAT_TIMEOUT_S": str(settings.llm_heartbeat_timeout_s),
                "HYBRID_STICKY_QUEUE_TIMEOUT_S": str(settings.sticky_queue_timeout_s),
                "HYBRID_MODELS_FILE": str(registry), "HYBRID_STATE_DIR": str(workdir / "state"),
@@ -176,6 +190,43 @@ async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(10)
+    # The call runs as a local activity of the workflow task (the workers' policy lets a call this long run there,
+    # once the model is measured on that worker): the worker holding the task is killed while the call runs.
+    queue = settings.task_queue + "-local"
+    local = {"HYBRID_LOCAL_CALL_MAX_MS": "60000"}
+    workers = [spawn(queue, **local), spawn(queue, **local)]
+    lq = settings.model_copy(update={"task_queue": queue})
+    try:
+        await started(queue, workers)
+        await asyncio.sleep(1.5)
+        for _ in range(8):  # both workers measure the model (a model's first call on a worker is an activity)
+            await (await start_request(client, lq, UserRequest(request_id=uuid.uuid4().hex, prompt="warm up",
+                                                               max_tokens=16))).result()
+        for _ in range(5):  # until the killed worker was running the call locally (not a first call there)
+            handle = await start_request(client, lq, UserRequest(request_id=uuid.uuid4().hex, prompt="hi",
+                                                                 max_tokens=16))
+            identity = await _task_holder(handle)
+            victim = next((p for p in workers if identity.startswith(f"{p.pid}@")), None)
+            assert victim is not None, f"no spawned worker is {identity}"
+            await asyncio.sleep(0.1)  # the preflight is done: the 300 ms call is running
+            victim.send_signal(signal.SIGKILL)
+            t0 = time.perf_counter()
+            await handle.result()
+            elapsed = time.perf_counter() - t0
+            victim.wait()
+            events = (await handle.fetch_history()).events
+            timed_out = next((i for i, e in enumerate(events)
+                              if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT), None)
+            if timed_out is not None and not any(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for e in events[:timed_out]):
+                figures["local_call_recovery_s"] = round(elapsed, 2)
+                break
+            workers = [p for p in workers if p is not victim] + [spawn(queue, **local)]
+            await started(queue, workers)
+    finally:
+        for p in workers:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
     # One worker only: it is killed, a replacement starts (the measure includes the process's start-up).
     queue = settings.task_queue + "-restart"
     first = spawn(queue)
@@ -194,7 +245,7 @@ async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
         second.send_signal(signal.SIGTERM)
         second.wait(10)
     say(f"recovery: {figures['recovery_s']:.2f}s with a standby worker; {figures['restart_recovery_s']:.2f}s "
-        "from a replacement worker's start")
+        f"from a replacement worker's start; a local call: {figures.get('local_call_recovery_s')}s")
     return figures
 
 
