@@ -122,7 +122,11 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     routing = RoutingActivities(embedder)
     lockdown = LockdownActivities(store, client, task_queue, releases_needed=settings.lockdown_release_operators,
                                   strike_threshold=settings.strike_threshold, strike_window_s=settings.strike_window_s)
-    local_slots = 4
+    # Local activities (preflight, scans, short model calls: workflows/model_call.py) run inside workflow tasks, and a
+    # task must finish within the workflow task timeout (2 s): the worker takes no more tasks than its local slots
+    # keep moving (measured: with the SDK's default of 100 tasks, a burst of 150 requests timed 40 tasks out).
+    local_slots = 8
+    workflow_task_slots = 2 * local_slots
     # Blocking activities are sync: one thread per running activity (on either queue), never more accepted than
     # there are threads, so an accepted task never sits un-heartbeated in a queue.
     executor = ThreadPoolExecutor(2 * settings.worker_threads + local_slots, thread_name_prefix="activity")
@@ -147,6 +151,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
                                    settings, scanner),
                     *sandbox_activities(settings, store, gate, policy, blobs=blobs).all()],
         max_concurrent_local_activities=local_slots,
+        max_concurrent_workflow_tasks=workflow_task_slots,
         # A dead worker's sticky tasks move to the shared queue quickly (Temporal's default is 10 s).
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_queue_timeout_s),
         **common,
