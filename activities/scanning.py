@@ -7,6 +7,10 @@ rules change gives the recorded verdict, not a new one.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+
 from temporalio import activity
 
 from temporalio.exceptions import ApplicationError
@@ -22,10 +26,34 @@ MODEL_WRITTEN = ("model_output", "delegation")
 
 
 class Scanner:
-    def __init__(self, semantic: GuardActivities | None = None) -> None:
+    def __init__(self, semantic: GuardActivities | None = None, remember: int = 4096) -> None:
+        """`remember`: how many recent verdicts are kept, by the sha256 of what was scanned (0: none)."""
         self.semantic_layer = semantic
+        self._remember = remember
+        self._recent: OrderedDict[bytes, Verdict] = OrderedDict()
+        self._lock = threading.Lock()
 
     def scan(self, req: ScanRequest) -> Verdict:
+        """The verdict on `req`. A text scanned before the same way (same kind, source, layers and path) gets the
+        same verdict without being scanned again: every layer is a pure function of those, fixed for this worker's
+        lifetime. Chat clients send the same system text with every request, and a conversation's earlier turns
+        again with each new one."""
+        if self._remember <= 0:
+            return self._scan(req)
+        key = hashlib.sha256(req.model_dump_json(exclude={"text_ref"}).encode()).digest()
+        with self._lock:
+            known = self._recent.get(key)
+            if known is not None:
+                self._recent.move_to_end(key)
+                return known.model_copy(deep=True)
+        verdict = self._scan(req)
+        with self._lock:
+            self._recent[key] = verdict.model_copy(deep=True)
+            while len(self._recent) > self._remember:
+                self._recent.popitem(last=False)
+        return verdict
+
+    def _scan(self, req: ScanRequest) -> Verdict:
         if req.kind == "command":
             rules = scan_command(req.text)
         elif req.source == "model_output":

@@ -44,20 +44,26 @@ from hybrid_llm.stack.worker_process import WorkerProcess  # noqa: E402
 from hybrid_llm.temporal import connect, ensure_search_attributes  # noqa: E402
 
 MODEL = "smollm2-135m"
-MESSAGES = [{"role": "system", "content": "You are a helpful, concise assistant."},
-            {"role": "user", "content": "Tell a short story about a lighthouse keeper and a storm."}]
+SYSTEM = {"role": "system", "content": "You are a helpful, concise assistant."}
+
+
+def messages(run: int) -> list[dict]:
+    """The same system text every time, as chat clients send it; the user's message differs in each run (both
+    paths get the same one), so neither llama.cpp's prompt cache nor the worker's scanner sees a repeated prompt."""
+    return [SYSTEM, {"role": "user", "content": f"Tell a short story about a lighthouse keeper and a storm ({run})."}]
 
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def direct_run(llama, max_tokens: int) -> tuple[float, float, int]:
+def direct_run(llama, max_tokens: int, run: int) -> tuple[float, float, int]:
     """(ttft_ms, tokens/s first->last, tokens) of one direct streamed completion."""
     t0 = time.perf_counter()
     first = last = None
     tokens = 0
-    for chunk in llama.create_chat_completion(messages=MESSAGES, max_tokens=max_tokens, temperature=0.0, stream=True):
+    for chunk in llama.create_chat_completion(messages=messages(run), max_tokens=max_tokens, temperature=0.0,
+                                              stream=True):
         if chunk["choices"][0]["delta"].get("content"):
             last = time.perf_counter()
             first = first or last
@@ -65,12 +71,12 @@ def direct_run(llama, max_tokens: int) -> tuple[float, float, int]:
     return (first - t0) * 1000, (tokens - 1) / (last - first) if tokens > 1 else 0.0, tokens
 
 
-async def endpoint_run(api: openai.AsyncOpenAI, max_tokens: int) -> tuple[float, float, int]:
+async def endpoint_run(api: openai.AsyncOpenAI, max_tokens: int, run: int) -> tuple[float, float, int]:
     t0 = time.perf_counter()
     first = last = None
     tokens = 0
-    stream = await api.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=max_tokens, temperature=0.0,
-                                               stream=True, stream_options={"include_usage": True})
+    stream = await api.chat.completions.create(model=MODEL, messages=messages(run), max_tokens=max_tokens,
+                                               temperature=0.0, stream=True, stream_options={"include_usage": True})
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             last = time.perf_counter()
@@ -107,12 +113,12 @@ async def main() -> None:
             await asyncio.to_thread(api_process.start, 60.0)
             api = openai.AsyncOpenAI(base_url=f"{api_process.url}/v1", api_key=key, max_retries=0, timeout=120)
             say("warming up both paths")
-            await endpoint_run(api, 8)
-            direct_run(direct, 8)
+            await endpoint_run(api, 8, -1)
+            direct_run(direct, 8, -1)
             results: dict[str, list[tuple[float, float, int]]] = {"endpoint": [], "direct": []}
             for i in range(args.runs):  # alternate, so drift on a shared machine hits both alike
-                results["direct"].append(await asyncio.to_thread(direct_run, direct, args.max_tokens))
-                results["endpoint"].append(await endpoint_run(api, args.max_tokens))
+                results["direct"].append(await asyncio.to_thread(direct_run, direct, args.max_tokens, i))
+                results["endpoint"].append(await endpoint_run(api, args.max_tokens, i))
                 say(f"run {i + 1}/{args.runs}: direct ttft {results['direct'][-1][0]:.0f} ms "
                     f"{results['direct'][-1][1]:.0f} tok/s; endpoint ttft {results['endpoint'][-1][0]:.0f} ms "
                     f"{results['endpoint'][-1][1]:.0f} tok/s ({results['endpoint'][-1][2]} tokens)")

@@ -85,3 +85,26 @@ def test_the_scanner_runs_it_by_default_on_incoming_text_only(guard):
     assert "learned_injection" not in scanner.scan(ScanRequest(text=text, kind="prompt", source="model_output")).rules
     off = Scanner(GuardActivities(guard.embedder, learned=False))
     assert off.scan(ScanRequest(text=text, kind="prompt")).rules == []
+
+
+def test_a_text_scanned_before_the_same_way_is_not_scanned_again(guard, monkeypatch):
+    """Chat clients resend the system text and earlier turns: the scanner keeps recent verdicts by the sha256 of
+    what it scanned (text, kind, source, layers), never across any of those."""
+    scanner = Scanner(guard)
+    calls: list[str] = []
+    learned = guard.learned
+    monkeypatch.setattr(guard, "learned", lambda text, *a, **k: calls.append(text) or learned(text, *a, **k))
+    attack, benign = ATTACKS[0], "What time does the harbour open?"
+    first = scanner.scan(ScanRequest(text=attack, kind="prompt", source="user"))
+    again = scanner.scan(ScanRequest(text=attack, kind="prompt", source="user"))
+    assert calls == [attack] and again == first and "learned_injection" in again.rules
+    again.rules.append("changed by a caller")  # a caller's copy: the kept verdict stays as it was
+    assert "changed by a caller" not in scanner.scan(ScanRequest(text=attack, kind="prompt", source="user")).rules
+    scanner.scan(ScanRequest(text=attack, kind="prompt", source="document"))  # another source: scanned
+    scanner.scan(ScanRequest(text=benign, kind="prompt", source="user"))
+    assert calls == [attack, attack, benign]
+    assert "learned_injection" not in scanner.scan(ScanRequest(text=benign, kind="prompt", source="user")).rules
+    forgetful = Scanner(guard, remember=0)
+    forgetful.scan(ScanRequest(text=benign, kind="prompt", source="user"))
+    forgetful.scan(ScanRequest(text=benign, kind="prompt", source="user"))
+    assert calls == [attack, attack, benign, benign, benign]

@@ -209,7 +209,8 @@ class ModelCaller(Pausable):
         """`messages`: chat messages, or messages composed of parts (some held by reference). `allowlist`: the
         caller's models (a key's allowlist); the router never picks another. `chat_options`: the OpenAI endpoint's
         per-call options (stop, JSON mode, streaming, resume), asked for each attempt; `streamed`: the answer streams
-        (the call is then never a local activity, see `_runs_here`). `judge`: this is the guard judge's call: its reply is data parsed by the caller (never shown to anyone), so it is not scanned and asks
+        (the call is then never a local activity, see `_runs_here`). `judge`: this is the guard judge's call: its
+        reply is data parsed by the caller (never shown to anyone), so it is not scanned and asks
         no judge itself, and it does not change the workflow's stage or its Model search attribute."""
         stage = (lambda name, model_id: None) if judge else self.stage
         if snapshot is None:
