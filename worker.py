@@ -106,7 +106,7 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     if settings.guard_model and pool.registry.get(settings.guard_model) is None:
         raise ValueError(f"HYBRID_GUARD_MODEL {settings.guard_model!r} is not in the model registry")
     # The judge (guard_model) is a model call of the workflows, not part of the scanner.
-    scanner = Scanner(GuardActivities(embedder, int8=settings.guard_int8))
+    scanner = Scanner(GuardActivities(embedder, int8=settings.guard_int8), remember=settings.scan_memory)
     shared = SharedPool(pool, engine, scope=task_queue, worker_queue=pool_queue(task_queue, uuid.uuid4().hex[:12]))
     llm = LLMActivities(pool, gate, scanner, max_concurrent=settings.worker_threads, blobs=blobs,
                         blob_threshold_bytes=settings.blob_threshold_bytes, usage=UsageLedger(engine),

@@ -13,7 +13,10 @@ Prints progress to stderr and one JSON object as the last line of stdout:
   tokens_per_s_endpoint, tokens_per_s_direct streamed completion tokens per second, first to last token (p50)
   tokens_per_s_ratio                         endpoint / direct (goal >= 0.9)
 
-Usage: python bench/streaming.py [--runs 7] [--max-tokens 96]
+Every run repeats one prompt (the worker then keeps no guardrail verdicts, so the endpoint scans it as new each time);
+--vary-prompt sends a different user message in each run (the same on both paths), with the worker's defaults.
+
+Usage: python bench/streaming.py [--runs 7] [--max-tokens 96] [--vary-prompt]
 """
 
 from __future__ import annotations
@@ -47,10 +50,15 @@ MODEL = "smollm2-135m"
 SYSTEM = {"role": "system", "content": "You are a helpful, concise assistant."}
 
 
+VARY = False  # --vary-prompt
+
+
 def messages(run: int) -> list[dict]:
-    """The same system text every time, as chat clients send it; the user's message differs in each run (both
-    paths get the same one), so neither llama.cpp's prompt cache nor the worker's scanner sees a repeated prompt."""
-    return [SYSTEM, {"role": "user", "content": f"Tell a short story about a lighthouse keeper and a storm ({run})."}]
+    """Both paths send the same messages in a run. By default every run repeats one prompt (llama.cpp then reuses
+    the evaluated prompt on both paths, and the worker keeps no verdicts: see main). --vary-prompt: the user's
+    message differs in each run (the system text stays, as chat clients send it), nothing is reused."""
+    text = "Tell a short story about a lighthouse keeper and a storm."
+    return [SYSTEM, {"role": "user", "content": f"{text[:-1]} ({run})." if VARY else text}]
 
 
 def say(msg: str) -> None:
@@ -91,7 +99,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--vary-prompt", action="store_true", help="a different user message in each run")
     args = parser.parse_args()
+    global VARY
+    VARY = args.vary_prompt
 
     from llama_cpp import Llama
 
@@ -99,6 +110,8 @@ async def main() -> None:
     assert spec is not None and spec.path
     async with bench_stack("streaming", api_port=free_port()) as stack:
         settings = stack.settings
+        if not VARY:  # a repeated prompt would find the worker's verdict on it: scan it every time, as if new
+            settings.scan_memory = 0
         client = await connect(settings)  # also creates the codec keyring the two processes share
         await ensure_search_attributes(client, settings.temporal_namespace)
         _, key = KeyStore(make_engine(settings.effective_database_url)).create("bench-streaming", (AccessRole.USER,))
@@ -129,7 +142,7 @@ async def main() -> None:
     p50 = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in results.items()}
     target = 1.3 * p50["direct"][0] + 50
     print(json.dumps({
-        "runs": args.runs, "max_tokens": args.max_tokens, "model": MODEL,
+        "runs": args.runs, "max_tokens": args.max_tokens, "model": MODEL, "vary_prompt": VARY,
         "ttft_ms_p50_endpoint": round(p50["endpoint"][0], 1), "ttft_ms_p50_direct": round(p50["direct"][0], 1),
         "ttft_target_ms": round(target, 1), "ttft_ok": p50["endpoint"][0] <= target,
         "tokens_per_s_endpoint": round(p50["endpoint"][1], 1), "tokens_per_s_direct": round(p50["direct"][1], 1),

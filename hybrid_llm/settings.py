@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         "A model call this worker's own pool serves, expected to take at most this long (its measured time per "
         "token x max_tokens), runs as a local activity inside the workflow task: no dispatch, no second task. 0: "
         "never. Streamed answers never do."))
+    scan_memory: int = Field(default=4096, ge=0, description=(
+        "How many recent guardrail verdicts a worker keeps (by the sha256 of the text, kind, source and layers): a "
+        "text scanned before the same way is not scanned again. 0: none."))
     workflow_task_timeout_s: float = Field(default=2.0, gt=0, le=120, description=(
         "The workflow task timeout of requests (set by the client that starts them) and of the child workflows "
         "that call models. A worker that dies during a call run as a local activity is noticed when its task "
