@@ -124,18 +124,12 @@ class GuardActivities:
 
     def learned(self, text: str, kind: str, rule_risk: Risk = Risk.NONE) -> LearnedResult | None:
         """The learned layer's opinion of `text` (None when no head for this kind ships)."""
-        if self.learned_heads is None or kind not in self.learned_heads.heads:
-            return None
-        head, weights, model_id = self.learned_heads.heads[kind]
-        vs = views(text)
-        logits = self.embedder.encode(vs, fast=self.int8) @ weights + head.bias
-        best = int(logits.argmax())
-        p = calibrated(head, float(logits[best]), rule_risk)
-        return LearnedResult(kind=head.kind, logit=round(float(logits[best]), 4), probability=round(p, 4),
-                             risk=risk_of(head, p), view=best, evidence=vs[best][:200], model=model_id)
+        return self.learned_many([text], kind, [rule_risk])[0]
 
-    def learned_many(self, texts: list[str], kind: str) -> list[LearnedResult | None]:
-        """learned() for many texts, embedded in batches (rule risk none)."""
+    def learned_many(self, texts: list[str], kind: str,
+                     rule_risks: list[Risk] | None = None) -> list[LearnedResult | None]:
+        """learned() for many texts, their views embedded in one batch (`rule_risks`: the rules' risk of each text,
+        none when not given)."""
         if self.learned_heads is None or kind not in self.learned_heads.heads:
             return [None] * len(texts)
         head, weights, model_id = self.learned_heads.heads[kind]
@@ -143,11 +137,11 @@ class GuardActivities:
         flat = [v for vs in all_views for v in vs]
         logits = self.embedder.encode(flat, batch_size=128, fast=self.int8) @ weights + head.bias
         out, i = [], 0
-        for vs in all_views:
+        for n, vs in enumerate(all_views):
             part = logits[i:i + len(vs)]
             i += len(vs)
             best = int(part.argmax())
-            p = calibrated(head, float(part[best]), Risk.NONE)
+            p = calibrated(head, float(part[best]), rule_risks[n] if rule_risks is not None else Risk.NONE)
             out.append(LearnedResult(kind=head.kind, logit=round(float(part[best]), 4), probability=round(p, 4),
                                      risk=risk_of(head, p), view=best, evidence=vs[best][:200], model=model_id))
         return out
