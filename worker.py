@@ -123,8 +123,9 @@ def build_worker(client: Client, settings: Settings, pool: LLMPool, task_queue: 
     lockdown = LockdownActivities(store, client, task_queue, releases_needed=settings.lockdown_release_operators,
                                   strike_threshold=settings.strike_threshold, strike_window_s=settings.strike_window_s)
     # Local activities (preflight, scans, short model calls: workflows/model_call.py) run inside workflow tasks, and a
-    # task must finish within the workflow task timeout (2 s): the worker takes no more tasks than its local slots
-    # keep moving (measured: with the SDK's default of 100 tasks, a burst of 150 requests timed 40 tasks out).
+    # task must finish within the workflow task timeout (HYBRID_WORKFLOW_TASK_TIMEOUT_S, 2 s): the worker takes no
+    # more tasks than its local slots keep moving (measured: with the SDK's default of 100 tasks, a burst of 150
+    # requests timed 40 tasks out).
     local_slots = 8
     workflow_task_slots = 2 * local_slots
     # Blocking activities are sync: one thread per running activity (on either queue), never more accepted than

@@ -10,12 +10,13 @@ shut (a retryable error): nothing starts unconfirmed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 
 import psycopg
 import sqlalchemy as sa
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.db import pipelined
 from activities.interrupts import Interrupts, Running
 from activities.lockdown_store import LOCK_NAMESPACE, LockdownStore
 from domain.lockdown import LOCKED_DOWN
@@ -40,7 +41,7 @@ class LockdownGate:
         try:
             conn = self.store.engine.connect()
             raw = conn.connection.driver_connection
-            with raw.pipeline() if _PIPELINE else nullcontext():
+            with pipelined(raw):
                 raw.execute(_LOCK_SHARED, {"ns": LOCK_NAMESPACE, "scope": self.store.scope}, prepare=True)
                 row = raw.execute(_READ, {"scope": self.store.scope}, prepare=True).fetchone()
         except (sa.exc.SQLAlchemyError, psycopg.Error) as e:
@@ -70,4 +71,3 @@ class LockdownGate:
 # go unseen). A pipeline sends both at once; the server still runs them one after the other.
 _LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(%(ns)s, hashtext(%(scope)s))"
 _READ = "SELECT locked, epoch, reason FROM lockdown_state WHERE scope = %(scope)s"
-_PIPELINE = psycopg.Pipeline.is_supported()  # libpq >= 14 (the psycopg[binary] wheel bundles one); else one by one

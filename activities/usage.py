@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import sqlalchemy as sa
 from pydantic import BaseModel
 
+from activities.db import pipelined
 from activities.db.models import Base
 
 log = logging.getLogger("hybrid_llm.usage")
@@ -51,14 +51,13 @@ api_rate = sa.Table(
 )
 
 
-_ASYNC_COMMIT = sa.text("SET LOCAL synchronous_commit = off")
 _ASYNC_COMMIT_SQL = "SET LOCAL synchronous_commit = off"
+_ASYNC_COMMIT = sa.text(_ASYNC_COMMIT_SQL)
 # The call's spend, attributed to the owner of its request (none: NULL, as for calls no API principal started).
 _RECORD_USAGE = (
     "INSERT INTO api_usage (principal_id, request_id, workflow_id, model_id, prompt_tokens, completion_tokens, "
     "cost_usd) VALUES ((SELECT principal_id FROM workflow_owners WHERE request_id = %(request_id)s LIMIT 1), "
     "%(request_id)s, %(workflow_id)s, %(model_id)s, %(prompt_tokens)s, %(completion_tokens)s, %(cost_usd)s)")
-_PIPELINE = psycopg.Pipeline.is_supported()  # libpq >= 14 (the psycopg[binary] wheel bundles one); else one by one
 
 
 def day_start(now: datetime | None = None) -> datetime:
@@ -161,7 +160,7 @@ class UsageLedger:
         with self.engine.connect() as conn:
             raw = conn.connection.driver_connection
             try:
-                with raw.pipeline() if _PIPELINE else nullcontext():
+                with pipelined(raw):
                     raw.execute(_ASYNC_COMMIT_SQL)
                     raw.execute(_RECORD_USAGE, params, prepare=True)
                     raw.commit()

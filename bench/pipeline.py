@@ -157,7 +157,8 @@ async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
     log = (workdir / "worker.log").open("ab")
 
     def spawn(queue: str, **extra: str) -> subprocess.Popen:
-        env = {**os.environ, **extra, "HYBRID_TEMPORAL_ADDRESS": settings.temporal_target, "HYBRID_TASK_QUEUE": queue,
+        env = {**os.environ, **extra, "HYBRID_TEMPORAL_ADDRESS": settings.temporal_target,
+               "HYBRID_TASK_QUEUE": queue,
                "HYBRID_LLM_HEARTBEAT_TIMEOUT_S": str(settings.llm_heartbeat_timeout_s),
                "HYBRID_STICKY_QUEUE_TIMEOUT_S": str(settings.sticky_queue_timeout_s),
                "HYBRID_MODELS_FILE": str(registry), "HYBRID_STATE_DIR": str(workdir / "state"),
@@ -217,9 +218,11 @@ async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
             elapsed = time.perf_counter() - t0
             victim.wait()
             events = (await handle.fetch_history()).events
-            timed_out = next((i for i, e in enumerate(events)
-                              if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT), None)
-            if timed_out is not None and not any(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for e in events[:timed_out]):
+            types = [e.event_type for e in events]
+            timed_out = (types.index(EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
+                         if EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT in types else None)
+            # The killed worker held the task and ran the call itself (no activity scheduled before the timeout).
+            if timed_out is not None and EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types[:timed_out]:
                 figures["local_call_recovery_s"] = round(elapsed, 2)
                 break
             workers = [p for p in workers if p is not victim] + [spawn(queue, **local)]

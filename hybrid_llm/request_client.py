@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle

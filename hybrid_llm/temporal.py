@@ -36,6 +36,8 @@ from workflows.search import SearchWorkflow
 
 WORKFLOWS = [RequestWorkflow, PoolWorkflow, LockdownWorkflow, PermissionWorkflow, DelegationWorkflow,
              IngestWorkflow, SearchWorkflow, SandboxWorkflow]
+
+
 class SharedPayloadConverter(PydanticPayloadConverter):
     """The SDK builds a data converter per serialization context: for every payload it seals (the workflow id bound
     to it) and for every workflow activation (a command-aware copy). Each one constructs its payload converter, and a

@@ -47,8 +47,8 @@ def scripted_entry(model_id: str, **options) -> str:
             f"local = true\nmax_concurrency = 32\noptions = {{ {opts} }}\n")
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env_for(settings),
+def start_worker(settings: Settings, log: Path, **extra_env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env_for(settings, **extra_env),
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import time
 
 from temporalio.api.enums.v1 import EventType
 
 from hybrid_llm.temporal import PayloadReader, keyring_of
 from tests.helpers import ask, model_calls
-from tests.processes import REPO, env_for, scripted_entry, start_worker, wait_for_poller, write_registry
+from tests.processes import scripted_entry, start_worker, wait_for_poller, write_registry
 
 
 async def test_sigkilled_worker_loses_nothing_and_runs_nothing_twice(client, settings, tmp_path):
@@ -65,13 +63,8 @@ async def test_a_worker_killed_during_a_local_call_loses_nothing(client, setting
     the answer is recorded once."""
     settings.models_file = write_registry(tmp_path / "models.toml", scripted_entry("slow", delay_ms=1500))
     log = tmp_path / "worker.log"
-    env = env_for(settings, HYBRID_LOCAL_CALL_MAX_MS="1000000")
-
-    def spawn() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=env, stdout=log.open("ab"),
-                                stderr=subprocess.STDOUT)
-
-    first, second = spawn(), None
+    local = {"HYBRID_LOCAL_CALL_MAX_MS": "1000000"}
+    first, second = start_worker(settings, log, **local), None
     try:
         await wait_for_poller(client, settings, first)
         await (await ask(client, settings, "warm up")).result()  # measured: the next call runs inside its task
@@ -85,7 +78,7 @@ async def test_a_worker_killed_during_a_local_call_loses_nothing(client, setting
         await asyncio.sleep(0.5)  # the preflight is done; the 1.5 s call runs
         first.send_signal(signal.SIGKILL)
         first.wait()
-        second = spawn()
+        second = start_worker(settings, log, **local)
         result = await asyncio.wait_for(handle.result(), timeout=60)
     finally:
         for proc in (first, second):
@@ -93,11 +86,11 @@ async def test_a_worker_killed_during_a_local_call_loses_nothing(client, setting
                 proc.terminate()
                 proc.wait(10)
     assert result.answer == "scripted answer to: question"
-    events = (await handle.fetch_history()).events
-    types = [e.event_type for e in events]
+    history = await handle.fetch_history()
+    types = [e.event_type for e in history.events]
     timed_out = types.index(EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)  # the dead worker's task
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types[:timed_out]  # it was running the call itself
-    calls = model_calls((await handle.fetch_history()), PayloadReader(keyring_of(client)))
+    calls = model_calls(history, PayloadReader(keyring_of(client)))
     assert len([c for c in calls if c["result"]]) == 1  # answered and recorded once
 
 
