@@ -11,7 +11,9 @@ Prints progress to stderr and one JSON object as the last line of stdout:
   local_call_recovery_s     (reference) as recovery_s, for a call run as a local activity inside the workflow task
                             (a short call on the pool of the worker running the workflow): the dead worker is
                             noticed when the task times out (workflow_task_timeout_s), then the standby runs it
-  local_tokens_per_s_ratio  tokens/s of a request with the real local model / a direct llama-cpp-python call
+  local_tokens_per_s_ratio  tokens/s of a request with the real local model / a direct llama-cpp-python call made
+                            just before it: the median of 9 such pairs (local_tokens_per_s_ratio_of_medians: the
+                            ratio of the two sides' medians, for reference)
 
 Usage: python bench/pipeline.py [--requests 300] [--sequential 50] [--skip-local]
 """
@@ -80,6 +82,13 @@ class CodecMeter:
             setattr(SealingCodec, name, timed)
 
 
+def new_prompt() -> str:
+    """Every prompt differs, as users' do (the scanner remembers verdicts on texts it has seen). A decimal number
+    makes it new: letters and digits mixed (a hex id) read as leetspeak to the guard, which then embeds a second,
+    decoded view of the text, as it does for few real prompts."""
+    return f"hello {uuid.uuid4().int % 10**12}"
+
+
 async def _burst(client: Client, settings: Settings, n: int, bare: bool) -> float:
     t0 = time.perf_counter()
     if bare:
@@ -87,9 +96,8 @@ async def _burst(client: Client, settings: Settings, n: int, bare: bool) -> floa
             BareWorkflow.run, "hello", id=f"bare-{uuid.uuid4().hex}", task_queue=settings.task_queue)
             for _ in range(n)))
     else:
-        # Every prompt differs, as users' do (the scanner remembers verdicts on texts it has seen).
         handles = await asyncio.gather(*(start_request(client, settings, UserRequest(
-            request_id=uuid.uuid4().hex, prompt=f"hello {uuid.uuid4().hex[:8]}", max_tokens=16)) for _ in range(n)))
+            request_id=uuid.uuid4().hex, prompt=new_prompt(), max_tokens=16)) for _ in range(n)))
     await asyncio.gather(*(h.result() for h in handles))
     return n / (time.perf_counter() - t0)
 
@@ -117,7 +125,7 @@ async def throughput_and_latency(client: Client, settings: Settings, n: int, seq
             latencies["bare"].append((time.perf_counter() - t0) * 1000)
             t0, sealed0 = time.perf_counter(), CODEC.total_s
             handle = await start_request(client, settings, UserRequest(request_id=uuid.uuid4().hex,
-                                                                       prompt=f"hello {uuid.uuid4().hex[:8]}"))
+                                                                       prompt=new_prompt()))
             await handle.result()
             latencies["pipeline"].append((time.perf_counter() - t0) * 1000)
             seal_ms.append((CODEC.total_s - sealed0) * 1000)
@@ -254,7 +262,7 @@ async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
     return figures
 
 
-async def local_tokens(client: Client, settings: Settings, runs: int = 7) -> dict:
+async def local_tokens(client: Client, settings: Settings, runs: int = 9) -> dict:
     pool = LLMPool(load_registry())
     model_id = next(m.id for m in pool.registry.models if m.provider == "llama_cpp" and m.enabled)
     prompt = "Explain in a few sentences why the sky is blue."
@@ -277,9 +285,12 @@ async def local_tokens(client: Client, settings: Settings, runs: int = 7) -> dic
             result = await handle.result()
             through.append(result.usage.completion_tokens / (time.perf_counter() - t0))
     d, t = statistics.median(direct), statistics.median(through)
-    say(f"local model {model_id}: direct {d:.1f} tok/s, through ask {t:.1f} tok/s")
+    # Each run's two calls follow each other: their ratio compares them at the same moment of the machine's speed,
+    # which drifts by more than the pipeline's cost (~15% between runs here, ~40 ms of a ~1.5 s answer).
+    paired = statistics.median(b / a for a, b in zip(direct, through))
+    say(f"local model {model_id}: direct {d:.1f} tok/s, through ask {t:.1f} tok/s, paired ratio {paired:.3f}")
     return {"local_direct_tokens_per_s": round(d, 1), "local_ask_tokens_per_s": round(t, 1),
-            "local_tokens_per_s_ratio": round(t / d, 3)}
+            "local_tokens_per_s_ratio": round(paired, 3), "local_tokens_per_s_ratio_of_medians": round(t / d, 3)}
 
 
 CODEC = CodecMeter()

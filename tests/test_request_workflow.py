@@ -129,6 +129,20 @@ async def test_invalid_input_fails_the_workflow_without_retrying(client, setting
     assert info.value.cause.type == "InvalidRequest" and "prompt is empty" in info.value.cause.message
 
 
+async def test_only_a_streamed_request_has_an_answer_stream(client, settings, run_worker, scripted_pool):
+    """The stream's handlers are registered for streamed requests only (readers of other runs take the result)."""
+    from temporalio.client import WorkflowQueryFailedError
+
+    offset = "__temporal_workflow_stream_offset"
+    async with run_worker(scripted_pool(scripted("echo"))):
+        plain, _ = await ask_and_wait(client, settings, "hello")
+        streamed, result = await ask_and_wait(client, settings, "hello", stream=True)
+        assert await streamed.query(offset, result_type=int) >= 1  # at least the end of the answer
+        with pytest.raises(WorkflowQueryFailedError):  # unknown query (its message is sealed)
+            await plain.query(offset, result_type=int)
+    assert result.answer
+
+
 async def test_same_request_id_starts_one_workflow(client, settings, run_worker, scripted_pool):
     request_id = uuid.uuid4().hex
     async with run_worker(scripted_pool()):

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
+from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -34,14 +35,23 @@ class RequestWorkflow(AnswerStream, RequestSteps):
             return Progress(stage="paused", model=self._progress.model)
         return self._progress
 
+    @workflow.init
+    def __init__(self, raw: dict[str, Any]) -> None:
+        super().__init__()
+        try:
+            self._input: RequestInput | ValidationError = RequestInput.model_validate(raw)
+        except ValidationError as e:
+            self._input = e  # the run fails with it
+        if isinstance(self._input, RequestInput) and self._input.request.stream:
+            self.answer_stream = WorkflowStream()  # its handlers: the OpenAI endpoint's readers and the publisher
+
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> RequestResult:
         started = workflow.now()
-        try:
-            inp = RequestInput.model_validate(raw)
-        except ValidationError as e:
-            raise ApplicationError(f"invalid request: {e.errors(include_url=False)}", type="InvalidRequest",
-                                   non_retryable=True) from None
+        if isinstance(self._input, ValidationError):
+            raise ApplicationError(f"invalid request: {self._input.errors(include_url=False)}",
+                                   type="InvalidRequest", non_retryable=True)
+        inp = self._input
         request, self._requester = inp.request, inp.principal
         await self.checkpoint()
         pre = await self._preflight(request)

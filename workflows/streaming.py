@@ -19,9 +19,12 @@ with workflow.unsafe.imports_passed_through():
 
 
 class AnswerStream:
+    """Mixed into the request workflow, whose `@workflow.init` opens the stream for a streamed request only
+    (`WorkflowStream` must be constructed in that method): readers of other runs take the result."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.answer_stream = WorkflowStream()
+        self.answer_stream: WorkflowStream | None = None
         self._answer_calls = 0
 
     def chat_options(self, request: UserRequest) -> dict:
@@ -35,6 +38,8 @@ class AnswerStream:
 
     def answer_done(self, model: str, completion: Completion) -> None:
         """Tell readers the answer is complete (and cleared by the guardrails); an in-memory append, not a command."""
+        if self.answer_stream is None:  # not a streamed request: nobody reads a stream
+            return
         self.answer_stream.topic(END_TOPIC, type=AnswerEnd).publish(AnswerEnd(
             model=model, finish_reason=completion.finish_reason, prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens, chars=len(completion.text)))
