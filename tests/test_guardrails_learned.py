@@ -108,3 +108,17 @@ def test_a_text_scanned_before_the_same_way_is_not_scanned_again(guard, monkeypa
     forgetful.scan(ScanRequest(text=benign, kind="prompt", source="user"))
     forgetful.scan(ScanRequest(text=benign, kind="prompt", source="user"))
     assert calls == [attack, attack, benign, benign, benign]
+
+
+@pytest.mark.parametrize("text", ["hello 414921223136", "hello 212641720938", "hello 666925756168",
+                                  "My order number is 414921223136, where is it?"])
+def test_numbers_people_write_are_not_read_as_hex(guard, text):
+    """A run of decimal digits up to 23 long is a number, not a hex payload: as hex these decode to a few bytes
+    of noise the head once scored as an injection (found by bench/pipeline.py, whose prompts end in a number)."""
+    assert views(text) == [text]
+    assert Scanner(guard).scan(ScanRequest(text=text, kind="prompt", source="user")).verdict == "allow"
+
+
+def test_a_hex_payload_of_digits_only_is_still_decoded():
+    hidden = "ABCDEFGHI PQRSTUVWXY"  # letters whose bytes are two decimal digits each
+    assert views("data " + hidden.encode().hex())[1:] == [hidden]

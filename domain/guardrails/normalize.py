@@ -131,9 +131,15 @@ def _b64(token: str) -> str | None:
     return out if _printable(out) else None
 
 
+# A run of decimal digits only is read as hex from this length on (12 bytes). Shorter ones are numbers people write
+# (phone, order, account and card numbers: up to 19 digits), and as hex they decode to a few bytes of noise
+# ("hello 414921223136" -> 'AI!"16') that the learned layer once scored as an injection and blocked.
+_DIGITS_ONLY_HEX_MIN = 24
+
+
 def _hex(token: str) -> str | None:
     digits = re.sub(r"[^0-9a-fA-F]", "", token)
-    if len(digits) % 2 or not re.search(r"[a-fA-F]", digits) and len(digits) < 12:
+    if len(digits) % 2 or not re.search(r"[a-fA-F]", digits) and len(digits) < _DIGITS_ONLY_HEX_MIN:
         return None
     try:
         out = bytes.fromhex(digits).decode("utf-8")
