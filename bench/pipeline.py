@@ -12,7 +12,7 @@ Prints progress to stderr and one JSON object as the last line of stdout:
                             (a short call on the pool of the worker running the workflow): the dead worker is
                             noticed when the task times out (workflow_task_timeout_s), then the standby runs it
   local_tokens_per_s_ratio  tokens/s of a request with the real local model / a direct llama-cpp-python call made
-                            just before it: the median of 9 such pairs (local_tokens_per_s_ratio_of_medians: the
+                            just before it: the median of 15 such pairs (local_tokens_per_s_ratio_of_medians: the
                             ratio of the two sides' medians, for reference)
 
 Usage: python bench/pipeline.py [--requests 300] [--sequential 50] [--skip-local]
@@ -262,7 +262,7 @@ async def recovery(client: Client, settings: Settings, workdir: Path) -> dict:
     return figures
 
 
-async def local_tokens(client: Client, settings: Settings, runs: int = 9) -> dict:
+async def local_tokens(client: Client, settings: Settings, runs: int = 15) -> dict:
     pool = LLMPool(load_registry())
     model_id = next(m.id for m in pool.registry.models if m.provider == "llama_cpp" and m.enabled)
     prompt = "Explain in a few sentences why the sky is blue."
