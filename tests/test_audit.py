@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from temporalio import workflow
@@ -129,7 +130,7 @@ class ChangedRequestWorkflow(RequestWorkflow):
     """RequestWorkflow with one extra activity first: not what the recorded histories did."""
 
     @workflow.run
-    async def run(self, raw: dict) -> object:
+    async def run(self, raw: dict[str, Any]) -> object:  # the parameters of RequestWorkflow's @workflow.init
         await workflow.execute_activity("audit.extra_step", start_to_close_timeout=timedelta(seconds=5))
         return await super().run(raw)
 
