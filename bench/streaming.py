@@ -50,28 +50,24 @@ MODEL = "smollm2-135m"
 SYSTEM = {"role": "system", "content": "You are a helpful, concise assistant."}
 
 
-VARY = False  # --vary-prompt
-
-
-def messages(run: int) -> list[dict]:
+def messages(run: int, vary: bool) -> list[dict]:
     """Both paths send the same messages in a run. By default every run repeats one prompt (llama.cpp then reuses
     the evaluated prompt on both paths, and the worker keeps no verdicts: see main). --vary-prompt: the user's
     message differs in each run (the system text stays, as chat clients send it), nothing is reused."""
     text = "Tell a short story about a lighthouse keeper and a storm."
-    return [SYSTEM, {"role": "user", "content": f"{text[:-1]} ({run})." if VARY else text}]
+    return [SYSTEM, {"role": "user", "content": f"{text[:-1]} ({run})." if vary else text}]
 
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def direct_run(llama, max_tokens: int, run: int) -> tuple[float, float, int]:
+def direct_run(llama, max_tokens: int, msgs: list[dict]) -> tuple[float, float, int]:
     """(ttft_ms, tokens/s first->last, tokens) of one direct streamed completion."""
     t0 = time.perf_counter()
     first = last = None
     tokens = 0
-    for chunk in llama.create_chat_completion(messages=messages(run), max_tokens=max_tokens, temperature=0.0,
-                                              stream=True):
+    for chunk in llama.create_chat_completion(messages=msgs, max_tokens=max_tokens, temperature=0.0, stream=True):
         if chunk["choices"][0]["delta"].get("content"):
             last = time.perf_counter()
             first = first or last
@@ -79,11 +75,11 @@ def direct_run(llama, max_tokens: int, run: int) -> tuple[float, float, int]:
     return (first - t0) * 1000, (tokens - 1) / (last - first) if tokens > 1 else 0.0, tokens
 
 
-async def endpoint_run(api: openai.AsyncOpenAI, max_tokens: int, run: int) -> tuple[float, float, int]:
+async def endpoint_run(api: openai.AsyncOpenAI, max_tokens: int, msgs: list[dict]) -> tuple[float, float, int]:
     t0 = time.perf_counter()
     first = last = None
     tokens = 0
-    stream = await api.chat.completions.create(model=MODEL, messages=messages(run), max_tokens=max_tokens,
+    stream = await api.chat.completions.create(model=MODEL, messages=msgs, max_tokens=max_tokens,
                                                temperature=0.0, stream=True, stream_options={"include_usage": True})
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
@@ -101,8 +97,7 @@ async def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--vary-prompt", action="store_true", help="a different user message in each run")
     args = parser.parse_args()
-    global VARY
-    VARY = args.vary_prompt
+    vary = args.vary_prompt
 
     from llama_cpp import Llama
 
@@ -110,7 +105,7 @@ async def main() -> None:
     assert spec is not None and spec.path
     async with bench_stack("streaming", api_port=free_port()) as stack:
         settings = stack.settings
-        if not VARY:  # a repeated prompt would find the worker's verdict on it: scan it every time, as if new
+        if not vary:  # a repeated prompt would find the worker's verdict on it: scan it every time, as if new
             settings.scan_memory = 0
         client = await connect(settings)  # also creates the codec keyring the two processes share
         await ensure_search_attributes(client, settings.temporal_namespace)
@@ -126,12 +121,13 @@ async def main() -> None:
             await asyncio.to_thread(api_process.start, 60.0)
             api = openai.AsyncOpenAI(base_url=f"{api_process.url}/v1", api_key=key, max_retries=0, timeout=120)
             say("warming up both paths")
-            await endpoint_run(api, 8, -1)
-            direct_run(direct, 8, -1)
+            await endpoint_run(api, 8, messages(-1, vary))
+            direct_run(direct, 8, messages(-1, vary))
             results: dict[str, list[tuple[float, float, int]]] = {"endpoint": [], "direct": []}
             for i in range(args.runs):  # alternate, so drift on a shared machine hits both alike
-                results["direct"].append(await asyncio.to_thread(direct_run, direct, args.max_tokens, i))
-                results["endpoint"].append(await endpoint_run(api, args.max_tokens, i))
+                msgs = messages(i, vary)
+                results["direct"].append(await asyncio.to_thread(direct_run, direct, args.max_tokens, msgs))
+                results["endpoint"].append(await endpoint_run(api, args.max_tokens, msgs))
                 say(f"run {i + 1}/{args.runs}: direct ttft {results['direct'][-1][0]:.0f} ms "
                     f"{results['direct'][-1][1]:.0f} tok/s; endpoint ttft {results['endpoint'][-1][0]:.0f} ms "
                     f"{results['endpoint'][-1][1]:.0f} tok/s ({results['endpoint'][-1][2]} tokens)")
@@ -142,7 +138,7 @@ async def main() -> None:
     p50 = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in results.items()}
     target = 1.3 * p50["direct"][0] + 50
     print(json.dumps({
-        "runs": args.runs, "max_tokens": args.max_tokens, "model": MODEL, "vary_prompt": VARY,
+        "runs": args.runs, "max_tokens": args.max_tokens, "model": MODEL, "vary_prompt": vary,
         "ttft_ms_p50_endpoint": round(p50["endpoint"][0], 1), "ttft_ms_p50_direct": round(p50["direct"][0], 1),
         "ttft_target_ms": round(target, 1), "ttft_ok": p50["endpoint"][0] <= target,
         "tokens_per_s_endpoint": round(p50["endpoint"][1], 1), "tokens_per_s_direct": round(p50["direct"][1], 1),

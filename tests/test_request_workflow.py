@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from temporalio.api.enums.v1 import RetryState
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 
 from domain.registry import Capability, ModelSpec
@@ -131,8 +131,6 @@ async def test_invalid_input_fails_the_workflow_without_retrying(client, setting
 
 async def test_only_a_streamed_request_has_an_answer_stream(client, settings, run_worker, scripted_pool):
     """The stream's handlers are registered for streamed requests only (readers of other runs take the result)."""
-    from temporalio.client import WorkflowQueryFailedError
-
     offset = "__temporal_workflow_stream_offset"
     async with run_worker(scripted_pool(scripted("echo"))):
         plain, _ = await ask_and_wait(client, settings, "hello")

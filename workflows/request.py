@@ -67,10 +67,10 @@ class RequestWorkflow(AnswerStream, RequestSteps):
             answer = await self._collaborate(request, tuning, classification, why, pre.pool, context)
         if answer is None:
             answer = await self._single(request, tuning, classification, pre.pool, context, allowlist)
-        if request.stream:  # readers of the answer stream (the OpenAI endpoint) learn the answer is complete
-            self.answer_done(answer.model, Completion(
-                model_id=answer.model, text=answer.text, prompt_tokens=answer.usage.prompt_tokens,
-                completion_tokens=answer.usage.completion_tokens, finish_reason=answer.finish_reason))
+        # Readers of the answer stream (the OpenAI endpoint; streamed requests only) learn the answer is complete.
+        self.answer_done(answer.model, Completion(
+            model_id=answer.model, text=answer.text, prompt_tokens=answer.usage.prompt_tokens,
+            completion_tokens=answer.usage.completion_tokens, finish_reason=answer.finish_reason))
         sandbox = await self._run_in_sandbox(answer, tuning) if request.run_code else None
         saved = await self._save(request, answer, tuning) if request.save_as is not None else None
         self.stage("done", answer.model)

@@ -38,7 +38,7 @@ class AnswerStream:
 
     def answer_done(self, model: str, completion: Completion) -> None:
         """Tell readers the answer is complete (and cleared by the guardrails); an in-memory append, not a command."""
-        if self.answer_stream is None:  # not a streamed request: nobody reads a stream
+        if self.answer_stream is None:  # not a streamed request (it opened no stream): nobody reads one
             return
         self.answer_stream.topic(END_TOPIC, type=AnswerEnd).publish(AnswerEnd(
             model=model, finish_reason=completion.finish_reason, prompt_tokens=completion.prompt_tokens,
